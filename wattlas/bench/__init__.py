@@ -1,0 +1,1 @@
+"""Runtime and energy measurements on real hardware (see `wattlas bench`)."""

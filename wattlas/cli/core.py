@@ -1,0 +1,224 @@
+"""Foundation commands: ingest, sql, tables, sources, quickstart."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import FormatOpt, OutputFormat, StoreOpt, err, open_store, print_frame
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest_cmd)
+    app.command("sql")(sql_cmd)
+    app.command("tables")(tables_cmd)
+    app.command("sources")(sources_cmd)
+    app.command("quickstart")(quickstart_cmd)
+
+
+def _progress():
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[rows]}"),
+        console=err,
+        transient=False,
+    )
+
+
+def run_ingest(source_id: str, paths: list[Path] | None, store_path: Path | None, workers: int | None):
+    """Ingest with a progress bar on stderr: files done, rows, bytes and MB/s."""
+    from ..ingest import ingest
+
+    store = open_store(store_path)
+    with _progress() as progress:
+        task = progress.add_task(f"ingest {source_id}", total=None, rows="")
+        state = {"rows": 0, "files": 0, "total_files": 0}
+
+        def on_event(kind: str, info: dict) -> None:
+            if kind == "start":
+                state["total_files"] = info["files"]
+                progress.update(task, total=info["bytes"], completed=0)
+            elif kind == "file_done":
+                state["rows"] += info["rows"]
+                state["files"] += 1
+                progress.update(
+                    task, advance=info["bytes"],
+                    rows=f"{state['files']}/{state['total_files']} files, {state['rows']:,} rows",
+                )
+
+        # Downloads draw their own bars in the same progress display.
+        return ingest(source_id, paths or None, store, workers=workers, on_event=on_event,
+                      progress=progress)
+
+
+def ingest_cmd(
+    source_id: Annotated[str, typer.Argument(metavar="SOURCE_ID", help="A source id from `wattlas sources`.")],
+    from_: Annotated[
+        list[Path] | None,
+        typer.Option("--from", help="Local raw files or directories instead of downloading (repeatable)."),
+    ] = None,
+    store: StoreOpt = None,
+    workers: Annotated[int | None, typer.Option(help="Processes for multi-file sources (default: all cores).")] = None,
+) -> None:
+    """Ingest a source into the store: download (or read --from) its raw files and write tables."""
+    report = run_ingest(source_id, from_, store, workers)
+    for table, rows in sorted(report.rows.items()):
+        err.print(f"{table}: {rows:,} rows written")
+    if report.resumed_files:
+        err.print(f"resumed {len(report.resumed_files)} file(s) finished by an interrupted run")
+    err.print(f"{report.source}: {len(report.files)} file(s), {report.seconds:.2f} s")
+
+
+def sql_cmd(
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="SQL over the store's tables ('-' reads stdin).")],
+    store: StoreOpt = None,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Run a SQL query (DuckDB dialect) over the store's tables."""
+    if query == "-":
+        query = sys.stdin.read()
+    df = open_store(store).sql(query)
+    print_frame(df, fmt)
+
+
+def tables_cmd(store: StoreOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
+    """List the tables: row counts, sources, and every column with type, unit and meaning."""
+    import polars as pl
+
+    from ..schemas import TABLES, TYPE_NAMES
+
+    infos = open_store(store).tables()
+    if fmt is not OutputFormat.table:
+        rows = []
+        for info in infos:
+            schema = TABLES.get(info.name)
+            cols = [] if schema is None else [
+                {"name": c.name, "type": TYPE_NAMES[c.type], "unit": c.unit,
+                 "required": c.required, "description": c.description}
+                for c in schema.columns
+            ]
+            rows.append({"table": info.name, "rows": info.rows, "files": info.files,
+                         "sources": ",".join(info.sources),
+                         "columns": json.dumps(cols) if fmt is OutputFormat.csv else cols})
+        if fmt is OutputFormat.json:
+            sys.stdout.write(json.dumps(rows) + "\n")
+        else:
+            print_frame(pl.DataFrame(rows), fmt)
+        return
+    from rich.table import Table
+
+    from ._common import out
+
+    for info in infos:
+        schema = TABLES.get(info.name)
+        title = f"{info.name}: {info.rows:,} rows" + (
+            f" from {', '.join(info.sources)}" if info.sources else ""
+        )
+        table = Table(title=title, title_justify="left", caption=schema.description if schema else None)
+        for col in ("column", "type", "unit", "meaning"):
+            table.add_column(col)
+        table.add_row("source", "VARCHAR", "", "Source id (partition key)")
+        for c in schema.columns if schema else ():
+            table.add_row(c.name, TYPE_NAMES[c.type], c.unit or "", c.description)
+        out.print(table)
+
+
+def sources_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the registry as JSON.")] = False,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """List the registered sources: files, hashes (pinned or not), licence and citation."""
+    from dataclasses import asdict
+
+    from ..ingest import sources
+
+    srcs = sources()
+    if as_json or fmt is OutputFormat.json:
+        data = []
+        for s in srcs:
+            d = asdict(s)
+            for f in d["files"]:
+                f["pinned"] = f["sha256"] is not None
+            data.append(d)
+        sys.stdout.write(json.dumps(data, indent=1) + "\n")
+        return
+    if fmt is OutputFormat.csv:
+        import polars as pl
+
+        print_frame(pl.DataFrame([
+            {"id": s.id, "title": s.title, "tables": ",".join(s.tables), "files": len(s.files),
+             "unpinned_files": sum(not f.pinned for f in s.files), "licence": s.licence,
+             "citation": s.citation, "paper": s.paper} for s in srcs
+        ]), fmt)
+        return
+    from rich.table import Table
+
+    from ._common import out
+
+    table = Table(title="wattlas sources", show_lines=True)
+    for col in ("id", "title / files", "tables", "licence", "citation"):
+        table.add_column(col, overflow="fold")
+    for s in srcs:
+        files = "\n".join(
+            f"{f.name}" + (f" ({f.size_bytes:,} B)" if f.size_bytes else "")
+            + ("" if f.pinned else " [yellow]unpinned[/yellow]")
+            for f in s.files
+        ) or "[dim]generated locally[/dim]"
+        table.add_row(s.id, f"{s.title}\n{files}", "\n".join(s.tables), s.licence,
+                      f"{s.citation}\n{s.paper}")
+    out.print(table)
+
+
+def quickstart_cmd(
+    store: StoreOpt = None,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """The main job: ingest the Azure LLM 2023 trace (or an offline sample) and summarize it."""
+    from ..analysis import trace_summary
+    from ..errors import DownloadError
+    from ..ingest.sources import sample
+
+    started = time.perf_counter()
+    st = open_store(store)
+    source = "azure-llm-2023"
+    try:
+        run_ingest(source, None, st.root, None)
+    except DownloadError as e:
+        err.print(
+            "[bold yellow]notice:[/bold yellow] the Azure LLM 2023 trace could not be downloaded "
+            f"({e}).\nFalling back to a GENERATED SAMPLE with the same raw format and schema "
+            f"(source '{sample.SOURCE_ID}'): the statistics below are synthetic, not the real "
+            "trace. With network access, run `wattlas quickstart` again, or pass a local copy: "
+            "`wattlas ingest azure-llm-2023 --from DIR`.",
+            highlight=False,
+        )
+        source = sample.SOURCE_ID
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = sample.generate(Path(tmp))
+            run_ingest(source, paths, st.root, None)
+    con = st.connect()
+    try:
+        summary = trace_summary(con, source)
+    finally:
+        con.close()
+    print_frame(summary, fmt, title=f"{source}: per-trace summary")
+    err.print(f"store: {st.root}  ({time.perf_counter() - started:.1f} s)")

@@ -1,0 +1,1 @@
+"""Versioned, checksummed dataset releases built from the store (see `wattlas release`)."""

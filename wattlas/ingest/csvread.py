@@ -1,0 +1,232 @@
+"""Streaming CSV conversion shared by the trace modules.
+
+A source module declares a :class:`CsvLayout` per header variant: the exact header, the raw
+type of each column, and the mapping of normalized columns to raw ones. :func:`convert_csv`
+checks the header, streams the file through polars into one zstd Parquet file (never holding
+the file in Python objects) and, only when something is wrong, re-reads the file to name the
+exact line and column of the first bad value.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from ..errors import InputFormatError
+
+
+@dataclass(frozen=True)
+class RawType:
+    """How a raw CSV column is read: polars dtype as scanned, optional parse, and its name."""
+
+    read_as: pl.DataType
+    describe: str
+    parse: Callable[[pl.Expr, bool], pl.Expr] | None = None
+
+
+def _ts(fmt: str, tz: str | None = None) -> Callable[[pl.Expr, bool], pl.Expr]:
+    def parse(e: pl.Expr, strict: bool = True) -> pl.Expr:
+        out = e.str.to_datetime(fmt, time_unit="us", strict=strict)
+        # Wall clock as written, zone kept separately (see llm_requests.arrival_tz).
+        return out.dt.convert_time_zone("UTC").dt.replace_time_zone(None) if tz else out
+
+    return parse
+
+
+INT = RawType(pl.Int64, "an integer")
+FLOAT = RawType(pl.Float64, "a number")
+STR = RawType(pl.String, "text")
+TS_NAIVE = RawType(pl.String, "a timestamp like 2023-11-16 18:17:03.9799600", _ts("%Y-%m-%d %H:%M:%S%.f"))
+TS_OFFSET = RawType(
+    pl.String, "a timestamp like 2024-05-10 00:00:00.009930+00:00", _ts("%Y-%m-%d %H:%M:%S%.f%:z", "UTC")
+)
+TS_ISO_Z = RawType(pl.String, "a timestamp like 2024-10-15T12:00:00.269Z", _ts("%Y-%m-%dT%H:%M:%S%.fZ", "UTC"))
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """One header variant of a raw CSV file and how its columns map to a table.
+
+    ``columns`` maps a normalized column to the raw column it is read from (renamed, parsed
+    per ``raw_types``). ``derive`` adds the columns that cannot be declarative. Raw columns
+    in ``nullable`` may be empty; an empty cell anywhere else is an error.
+    """
+
+    name: str
+    header: tuple[str, ...]
+    raw_types: Mapping[str, RawType]
+    columns: Mapping[str, str]
+    nullable: frozenset[str] = field(default_factory=frozenset)
+    derive: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None
+
+    def __post_init__(self) -> None:
+        missing = set(self.header) - set(self.raw_types)
+        if missing:
+            raise ValueError(f"layout {self.name}: no raw type for {sorted(missing)}")
+
+
+def read_header(path: Path, display: str) -> tuple[str, ...]:
+    """The header fields of a CSV file (BOM and CR stripped); errors for empty files."""
+    with open(path, "rb") as fh:
+        first = fh.readline(1 << 20)
+        second = fh.readline(1 << 20)
+    if not first:
+        raise InputFormatError("the file is empty (expected a CSV header line)", file=display)
+    text = first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    if not second.strip():
+        raise InputFormatError("the file has a header but no data rows", file=display)
+    return tuple(h.strip('"') for h in text.split(","))
+
+
+def match_layout(header: tuple[str, ...], layouts: list[CsvLayout], display: str) -> CsvLayout:
+    for layout in layouts:
+        if header == layout.header:
+            return layout
+    expected = "\n".join("  " + ",".join(lay.header) for lay in layouts)
+    raise InputFormatError(
+        f"unexpected header {','.join(header)!r}; expected one of:\n{expected}",
+        file=display,
+        line=1,
+    )
+
+
+def gunzip(path: Path, out_dir: Path, display: str) -> Path:
+    """Stream-decompress ``path`` into ``out_dir``; a truncated or corrupt stream is an error."""
+    out = out_dir / (path.name.removesuffix(".gz") or "decompressed")
+    try:
+        with gzip.open(path, "rb") as src, open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except EOFError as e:
+        out.unlink(missing_ok=True)
+        raise InputFormatError(
+            f"the gzip stream is truncated ({e}); the file is incomplete: download it again",
+            file=display,
+        ) from e
+    except (gzip.BadGzipFile, OSError) as e:
+        out.unlink(missing_ok=True)
+        raise InputFormatError(f"not a valid gzip file ({e})", file=display) from e
+    return out
+
+
+def convert_csv(
+    path: Path,
+    layouts: list[CsvLayout],
+    out_path: Path,
+    *,
+    display: str,
+    extra: Mapping[str, pl.Expr] | None = None,
+    select: list[str],
+) -> tuple[CsvLayout, int]:
+    """Stream ``path`` through the matching layout into ``out_path``; return (layout, rows).
+
+    ``extra`` adds constant or derived columns (e.g. the trace name); ``select`` is the
+    table's column order. Raises :class:`InputFormatError` naming file, line and column.
+    """
+    layout = match_layout(read_header(path, display), layouts, display)
+    schema = {c: layout.raw_types[c].read_as for c in layout.header}
+    lf = pl.scan_csv(path, schema=schema, has_header=True, raise_if_empty=True)
+    lf = lf.with_row_index("request_id").with_columns(pl.col("request_id").cast(pl.Int64))
+    exprs = []
+    for norm, raw in layout.columns.items():
+        parse = layout.raw_types[raw].parse
+        e = pl.col(raw)
+        exprs.append((parse(e) if parse else e).alias(norm))
+    lf = lf.with_columns(exprs)
+    if layout.derive:
+        lf = layout.derive(lf)
+    if extra:
+        lf = lf.with_columns([e.alias(k) for k, e in extra.items()])
+    lf = lf.select(select)
+    try:
+        lf.sink_parquet(out_path, compression="zstd", statistics=True)
+    except (pl.exceptions.PolarsError, OSError) as e:
+        out_path.unlink(missing_ok=True)
+        raise diagnose(path, layout, display) or InputFormatError(
+            f"could not be read as {layout.name} CSV: {_first_line(str(e))}", file=display
+        ) from e
+    _check_empty_cells(path, layout, out_path, display)
+    return layout, pl.scan_parquet(out_path).select(pl.len()).collect().item()
+
+
+def _first_line(msg: str) -> str:
+    return msg.strip().splitlines()[0] if msg.strip() else msg
+
+
+def diagnose(path: Path, layout: CsvLayout, display: str) -> InputFormatError | None:
+    """Find the first malformed row of ``path``: ragged lines first, then bad values."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        cols = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in layout.header) + "}"
+        con.execute(
+            f"SELECT count(*) FROM read_csv(?, header = true, columns = {cols}, quote = '\"', "
+            "delim = ',', store_rejects = true)",
+            [str(path)],
+        )
+        rej = con.execute(
+            "SELECT line, column_name, error_type, csv_line FROM reject_errors ORDER BY line LIMIT 1"
+        ).fetchone()
+    except duckdb.Error:
+        rej = None
+    finally:
+        con.close()
+    if rej is not None:
+        line, column, error_type, csv_line = rej
+        what = {
+            "TOO_MANY_COLUMNS": f"has more than {len(layout.header)} fields",
+            "MISSING_COLUMNS": f"has fewer than {len(layout.header)} fields",
+        }.get(str(error_type), str(error_type).lower().replace("_", " "))
+        return InputFormatError(f"the row {what}: {csv_line!r}", file=display, line=int(line))
+    strings = pl.scan_csv(
+        path, schema={c: pl.String for c in layout.header}, has_header=True
+    ).with_row_index("row")
+    for col in layout.header:
+        raw = layout.raw_types[col]
+        if raw.read_as == pl.String and raw.parse is None:
+            continue
+        parsed = (
+            raw.parse(pl.col(col), False) if raw.parse
+            else pl.col(col).cast(raw.read_as, strict=False)
+        )
+        bad = (
+            strings.filter(pl.col(col).is_not_null() & parsed.is_null())
+            .select("row", col).head(1).collect()
+        )
+        if bad.height:
+            row, value = bad.row(0)
+            return InputFormatError(
+                f"{value!r} is not {raw.describe}", file=display, line=int(row) + 2, column=col
+            )
+    return None
+
+
+def _check_empty_cells(path: Path, layout: CsvLayout, out_path: Path, display: str) -> None:
+    """Empty cells in required columns become nulls when scanned: find and report the first."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(out_path).metadata
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    for norm, raw in layout.columns.items():
+        if raw in layout.nullable or norm not in names:
+            continue
+        idx = names.index(norm)
+        nulls = 0
+        for rg in range(meta.num_row_groups):
+            stats = meta.row_group(rg).column(idx).statistics
+            nulls += stats.null_count if stats is not None and stats.has_null_count else 0
+        if nulls:
+            row = (
+                pl.scan_parquet(out_path).select("request_id", norm)
+                .filter(pl.col(norm).is_null()).head(1).collect().item(0, 0)
+            )
+            out_path.unlink(missing_ok=True)
+            raise InputFormatError(
+                f"empty value (expected {layout.raw_types[raw].describe})",
+                file=display, line=int(row) + 2, column=raw,
+            )

@@ -1,0 +1,1 @@
+"""Regressors trained on real measurements (see `wattlas predictors`)."""
