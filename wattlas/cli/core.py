@@ -149,7 +149,7 @@ def sources_cmd(
     """List the registered sources: files, hashes (pinned or not), licence and citation."""
     from dataclasses import asdict
 
-    from ..ingest import sources
+    from ..ingest.registry import sources
 
     srcs = sources()
     if as_json or fmt is OutputFormat.json:

@@ -143,7 +143,12 @@ def convert_csv(
         lf = lf.with_columns([e.alias(k) for k, e in extra.items()])
     lf = lf.select(select)
     try:
-        lf.sink_parquet(out_path, compression="zstd", statistics=True)
+        # Without projection pushdown every raw column is parsed, so a ragged row or a bad value
+        # in a column the table does not keep (e.g. BurstGPT's `Total tokens`) is still caught.
+        lf.sink_parquet(
+            out_path, compression="zstd", statistics=True,
+            optimizations=pl.QueryOptFlags(projection_pushdown=False),
+        )
     except (pl.exceptions.PolarsError, OSError) as e:
         out_path.unlink(missing_ok=True)
         raise diagnose(path, layout, display) or InputFormatError(
@@ -168,7 +173,7 @@ def diagnose(path: Path, layout: CsvLayout, display: str) -> InputFormatError | 
             f"SELECT count(*) FROM read_csv(?, header = true, columns = {cols}, quote = '\"', "
             "delim = ',', store_rejects = true)",
             [str(path)],
-        )
+        ).fetchall()
         rej = con.execute(
             "SELECT line, column_name, error_type, csv_line FROM reject_errors ORDER BY line LIMIT 1"
         ).fetchone()
@@ -178,11 +183,12 @@ def diagnose(path: Path, layout: CsvLayout, display: str) -> InputFormatError | 
         con.close()
     if rej is not None:
         line, column, error_type, csv_line = rej
+        kind = str(error_type).upper().replace("_", " ")
         what = {
-            "TOO_MANY_COLUMNS": f"has more than {len(layout.header)} fields",
-            "MISSING_COLUMNS": f"has fewer than {len(layout.header)} fields",
-        }.get(str(error_type), str(error_type).lower().replace("_", " "))
-        return InputFormatError(f"the row {what}: {csv_line!r}", file=display, line=int(line))
+            "TOO MANY COLUMNS": f"has more than {len(layout.header)} fields",
+            "MISSING COLUMNS": f"has fewer than {len(layout.header)} fields",
+        }.get(kind, "is malformed (" + kind.lower() + ")")
+        return InputFormatError(f"the row {what}: {csv_line.strip()!r}", file=display, line=int(line))
     strings = pl.scan_csv(
         path, schema={c: pl.String for c in layout.header}, has_header=True
     ).with_row_index("row")
