@@ -195,7 +195,6 @@ def quickstart_cmd(
     """The main job: ingest the Azure LLM 2023 trace (or an offline sample) and summarize it."""
     from ..analysis import trace_summary
     from ..errors import DownloadError
-    from ..ingest.sources import sample
 
     started = time.perf_counter()
     st = open_store(store)
@@ -203,22 +202,55 @@ def quickstart_cmd(
     try:
         run_ingest(source, None, st.root, None)
     except DownloadError as e:
-        err.print(
-            "[bold yellow]notice:[/bold yellow] the Azure LLM 2023 trace could not be downloaded "
-            f"({e}).\nFalling back to a GENERATED SAMPLE with the same raw format and schema "
-            f"(source '{sample.SOURCE_ID}'): the statistics below are synthetic, not the real "
-            "trace. With network access, run `wattlas quickstart` again, or pass a local copy: "
-            "`wattlas ingest azure-llm-2023 --from DIR`.",
-            highlight=False,
-        )
-        source = sample.SOURCE_ID
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = sample.generate(Path(tmp))
-            run_ingest(source, paths, st.root, None)
+        if st.input_keys(source, "llm_requests"):
+            err.print(
+                f"[bold yellow]notice:[/bold yellow] could not download ({e}); using the "
+                f"{source} rows already in the store.", highlight=False,
+            )
+        else:
+            source = _ingest_sample(st, e)
     con = st.connect()
     try:
         summary = trace_summary(con, source)
     finally:
         con.close()
-    print_frame(summary, fmt, title=f"{source}: per-trace summary")
+    if fmt is OutputFormat.table:
+        _print_summary(summary, title=f"{source}: per-trace summary")
+    else:
+        print_frame(summary, fmt)
     err.print(f"store: {st.root}  ({time.perf_counter() - started:.1f} s)")
+
+
+def _ingest_sample(st, reason: Exception) -> str:
+    """Offline fallback: generate the sample in the raw 2023 format and ingest it, loudly."""
+    from ..ingest.sources import sample
+
+    err.print(
+        "[bold yellow]notice:[/bold yellow] the Azure LLM 2023 trace could not be downloaded "
+        f"({reason}).\nFalling back to a GENERATED SAMPLE with the same raw format and schema "
+        f"(source '{sample.SOURCE_ID}'): the statistics below are synthetic, not the real "
+        "trace. With network access, run `wattlas quickstart` again, or pass a local copy: "
+        "`wattlas ingest azure-llm-2023 --from DIR`.",
+        highlight=False,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = sample.generate(Path(tmp))
+        run_ingest(sample.SOURCE_ID, paths, st.root, None)
+    return sample.SOURCE_ID
+
+
+def _print_summary(summary, title: str) -> None:
+    """One column per trace, one row per statistic: readable in an 80-column terminal."""
+    from rich.table import Table
+
+    from ._common import _cell, out
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("statistic")
+    for trace in summary["trace"]:
+        table.add_column(trace, justify="right")
+    for col in summary.columns:
+        if col in ("source", "trace"):
+            continue
+        table.add_row(col, *[_cell(v) for v in summary[col]])
+    out.print(table)

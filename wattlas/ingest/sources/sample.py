@@ -36,10 +36,10 @@ SOURCES = (
     ),
 )
 
-# (mean rate /s, inter-arrival CV, prompt median, prompt sigma, output median, output sigma)
+# (mean rate /s, inter-arrival CV, prompt median, prompt sigma, prompt cap, output median, output sigma)
 _SHAPES = {
-    "code": (2.5, 1.6, 1500, 1.0, 13, 1.0),
-    "conv": (5.5, 1.3, 1020, 0.9, 129, 0.8),
+    "code": (2.5, 1.6, 1500, 0.7, 7437, 13, 1.0),
+    "conv": (5.5, 1.3, 1020, 0.9, 14050, 129, 0.8),
 }
 _START = datetime(2023, 11, 16, 18, 15, 0)
 
@@ -49,13 +49,13 @@ def generate(out_dir: Path, *, duration_s: float = 3600.0, seed: int = 0) -> lis
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     paths = []
-    for trace, (rate, cv, p_med, p_sig, o_med, o_sig) in _SHAPES.items():
+    for trace, (rate, cv, p_med, p_sig, p_cap, o_med, o_sig) in _SHAPES.items():
         shape = 1.0 / cv**2
         n = int(rate * duration_s * 1.2) + 10
         gaps = rng.gamma(shape, 1.0 / (rate * shape), n)
         t = np.cumsum(gaps)
         t = t[t < duration_s]
-        prompt = np.clip(rng.lognormal(np.log(p_med), p_sig, t.size), 2, 8000).astype(int)
+        prompt = np.clip(rng.lognormal(np.log(p_med), p_sig, t.size), 2, p_cap).astype(int)
         output = np.clip(rng.lognormal(np.log(o_med), o_sig, t.size), 1, 4000).astype(int)
         lines = ["TIMESTAMP,ContextTokens,GeneratedTokens"]
         for s, p, o in zip(t.tolist(), prompt.tolist(), output.tolist(), strict=True):

@@ -1,0 +1,126 @@
+"""Ingest speed and memory: `wattlas ingest burstgpt --from` vs raw DuckDB COPY to Parquet.
+
+Generates an N-row CSV in the BurstGPT_1 format (header, integer timestamps, both models, both
+log types, ~7% failures), then in the same run times, each in its own process:
+
+- wattlas: ``wattlas ingest burstgpt --from FILE --store S`` (parse, normalize, validate,
+  hash the input, write zstd Parquet, commit);
+- DuckDB:  ``COPY (SELECT * FROM read_csv(FILE)) TO 'x.parquet' (FORMAT parquet, COMPRESSION zstd)``.
+
+Peak RSS is each process's own maximum resident set (``wait4``). The ingest also runs at other
+sizes (default 1M and 20M rows) to show how memory behaves as the file grows: it rises to a
+plateau set by the streaming engine's buffers, then stays flat. The last line printed is one JSON object.
+
+    python benchmarks/ingest.py [--rows 5000000] [--scaling-rows 1000000,20000000] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def generate(path: Path, rows: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    chunk = 500_000
+    t0 = 5
+    with open(path, "w", newline="") as fh:
+        fh.write("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n")
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+            ts = t0 + np.cumsum(rng.gamma(0.5, 2.0, n)).astype(np.int64)
+            t0 = int(ts[-1])
+            model = np.where(rng.random(n) < 0.8, "ChatGPT", "GPT-4")
+            req = rng.zipf(1.8, n).clip(0, 30_000)
+            resp = rng.lognormal(5, 1, n).astype(np.int64)
+            resp[rng.random(n) < 0.07] = 0
+            log = np.where(rng.random(n) < 0.6, "Conversation log", "API log")
+            lines = [
+                f"{a},{b},{c},{d},{c + d},{e}"
+                for a, b, c, d, e in zip(ts.tolist(), model.tolist(), req.tolist(), resp.tolist(),
+                                         log.tolist(), strict=True)
+            ]
+            fh.write("\n".join(lines) + "\n")
+
+
+def run(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MiB) of the child, stderr."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    err = proc.stderr.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{cmd} failed:\n{err}")
+    return elapsed, usage.ru_maxrss / 1024, err
+
+
+def wattlas_cmd(csv: Path, store: Path) -> list[str]:
+    return [sys.executable, "-m", "wattlas", "ingest", "burstgpt", "--from", str(csv), "--store", str(store)]
+
+
+def duckdb_cmd(csv: Path, out: Path) -> list[str]:
+    sql = (f"COPY (SELECT * FROM read_csv('{csv}')) TO '{out}' "
+           "(FORMAT parquet, COMPRESSION zstd)")
+    return [sys.executable, "-c", f"import duckdb; duckdb.sql({sql!r})"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=5_000_000)
+    ap.add_argument("--scaling-rows", default="1000000,20000000",
+                    help="other sizes to run, to show how peak RSS grows with the file")
+    ap.add_argument("--repeat", type=int, default=2, help="best of N for each timing")
+    ap.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.generate:
+        generate(args.generate, args.rows)
+        return
+    with tempfile.TemporaryDirectory() as tmp_:
+        tmp = Path(tmp_)
+        rss_by_rows = {}
+        sizes = {args.rows} | {int(x) for x in args.scaling_rows.split(",") if x}
+        for rows in sorted(sizes):
+            d = tmp / str(rows)
+            d.mkdir()
+            csv = d / "BurstGPT_1.csv"
+            # In a child process: a child's peak RSS counts from its parent's size at fork time,
+            # so this process must stay small.
+            subprocess.run([sys.executable, __file__, "--generate", str(csv), "--rows", str(rows)], check=True)
+            w_times, d_times, w_rss, d_rss = [], [], [], []
+            for i in range(args.repeat):
+                # interleaved, fresh outputs each time
+                t, rss, _ = run(duckdb_cmd(csv, d / f"duck{i}.parquet"))
+                d_times.append(t)
+                d_rss.append(rss)
+                t, rss, _ = run(wattlas_cmd(csv, d / f"store{i}"))
+                w_times.append(t)
+                w_rss.append(rss)
+            rss_by_rows[rows] = max(w_rss)
+            if rows == args.rows:
+                result = {
+                    "rows": rows,
+                    "csv_mib": round(csv.stat().st_size / 2**20, 1),
+                    "wattlas_s": round(min(w_times), 3),
+                    "duckdb_copy_s": round(min(d_times), 3),
+                    "ratio": round(min(d_times) / min(w_times), 3),
+                    "peak_rss_mib": round(max(w_rss), 1),
+                    "duckdb_peak_rss_mib": round(max(d_rss), 1),
+                }
+            print(f"{rows:>10,} rows: wattlas {min(w_times):.2f} s ({max(w_rss):.0f} MiB), "
+                  f"duckdb COPY {min(d_times):.2f} s ({max(d_rss):.0f} MiB)", file=sys.stderr)
+        result["peak_rss_mib_by_rows"] = {str(k): round(v, 1) for k, v in rss_by_rows.items()}
+        result["cpus"] = os.cpu_count()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
