@@ -31,14 +31,15 @@ def _progress():
         TimeElapsedColumn,
         TransferSpeedColumn,
     )
+    from rich.table import Column
 
     return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
+        TextColumn("{task.description}", table_column=Column(ratio=2, no_wrap=True, overflow="ellipsis")),
+        BarColumn(bar_width=20),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[rows]}"),
+        TextColumn("{task.fields[rows]}", table_column=Column(ratio=2, no_wrap=True)),
         console=err,
         transient=False,
     )
@@ -50,7 +51,7 @@ def run_ingest(source_id: str, paths: list[Path] | None, store_path: Path | None
 
     store = open_store(store_path)
     with _progress() as progress:
-        task = progress.add_task(f"ingest {source_id}", total=None, rows="")
+        task = progress.add_task(source_id, total=None, rows="")
         state = {"rows": 0, "files": 0, "total_files": 0}
 
         def on_event(kind: str, info: dict) -> None:

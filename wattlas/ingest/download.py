@@ -64,6 +64,8 @@ def fetch(source: Source, f: SourceFile, cache_dir: Path, *, progressbar: Any = 
     dest.mkdir(parents=True, exist_ok=True)
     key = f"{source.id}/{f.name}"
     known = f.sha256 or recorded_hashes(cache_dir).get(key)
+    # pooch announces every download on its own stderr handler; our progress bar says it.
+    pooch.get_logger().setLevel(logging.WARNING)
     downloader = pooch.HTTPDownloader(progressbar=progressbar, timeout=TIMEOUT_S)
     try:
         path = pooch.retrieve(
@@ -96,18 +98,28 @@ def fetch(source: Source, f: SourceFile, cache_dir: Path, *, progressbar: Any = 
 
 
 class RichDownloadBar:
-    """The small tqdm-like object pooch drives, drawn as a rich progress task."""
+    """The small tqdm-like object pooch drives, drawn as a rich progress task.
+
+    The task appears only once bytes flow, so a file served from the cache draws nothing.
+    """
 
     def __init__(self, progress: Any, description: str):
         self._progress = progress
-        self._task = progress.add_task(description, total=None, rows="")
+        self._description = description
+        self._task: Any = None
         self.total = 0
 
+    def _ensure(self) -> Any:
+        if self._task is None:
+            self._task = self._progress.add_task(self._description, total=self.total or None, rows="")
+        return self._task
+
     def update(self, n: int) -> None:
-        self._progress.update(self._task, total=self.total or None, advance=n)
+        self._progress.update(self._ensure(), total=self.total or None, advance=n)
 
     def reset(self) -> None:
-        self._progress.reset(self._task, total=self.total or None)
+        self._progress.reset(self._ensure(), total=self.total or None)
 
     def close(self) -> None:
-        self._progress.update(self._task, completed=self.total or 0, visible=True)
+        if self._task is not None:
+            self._progress.update(self._task, completed=self.total or 0)

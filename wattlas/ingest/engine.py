@@ -99,7 +99,7 @@ def download_inputs(source: Source, store: Store, progress: Any = None) -> list[
         )
     out = []
     for f in source.files:
-        bar = RichDownloadBar(progress, f"download {f.name}") if progress is not None else False
+        bar = RichDownloadBar(progress, f"↓ {f.name}") if progress is not None else False
         out.append(InputFile(f.name, fetch(source, f, store.cache_dir, progressbar=bar)))
     return out
 
