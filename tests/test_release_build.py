@@ -148,7 +148,9 @@ def test_selection_errors_are_clear(store, tmp_path):
         build_release(ReleaseDefinition(name="x", tables=("nope",)), tmp_path / "c", store)
     with pytest.raises(ReleaseError, match="MAJOR.MINOR.PATCH"):
         build_release(ReleaseDefinition(name="x", tables=TABLES, version="1.0"), tmp_path / "d", store)
-    assert not any(tmp_path.glob("[abcd]"))
+    with pytest.raises(ReleaseError, match="holds no tables yet"):
+        build_release(ReleaseDefinition(name="x", tables=TABLES), tmp_path / "e", tmp_path / "no-store")
+    assert not any(tmp_path.glob("[abcde]")) and not (tmp_path / "no-store").exists()
 
 
 def test_per_table_filters_and_force(store, tmp_path):
@@ -231,3 +233,32 @@ def test_cli_build_uses_the_repository_definition(tmp_path, shared_data):
                 "--tables", "nope", cwd=ROOT)
     assert r.returncode == 1 and "unknown table(s) ['nope']" in r.stderr and "Traceback" not in r.stderr
     assert Path(tmp_path / "r2").exists() is False
+
+
+def test_builds_are_reproducible(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    d = ReleaseDefinition(name="mix", tables=TABLES)
+    build_release(d, tmp_path / "a", store)
+    build_release(d, tmp_path / "b", store)
+    assert (tmp_path / "a/SHA256SUMS").read_text() == (tmp_path / "b/SHA256SUMS").read_text()
+    assert json.loads((tmp_path / "a/croissant.json").read_text())["datePublished"] == "2023-11-14"
+
+
+def test_every_column_type_has_a_croissant_type():
+    from wattlas.datasets.croissant import DATA_TYPES
+    from wattlas.schemas import TYPE_NAMES
+
+    assert set(DATA_TYPES) == set(TYPE_NAMES)
+
+
+def test_cli_build_csv_output_is_pure(store, tmp_path):
+    out = tmp_path / "rel"
+    r = wattlas("release", "build", "burst", "--tables", "llm_requests", "--where", "source = 'burstgpt'",
+                "--version", "0.3.1", "--store", str(store.root), "-o", str(out), "--format", "csv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "file,bytes,sha256,rows"
+    assert [line.split(",")[0] for line in lines[1:]] == ["README.md", "croissant.json", "data/llm_requests.parquet"]
+    assert lines[-1].endswith(",9")
+    assert "burstgpt (CC-BY-4.0)" in r.stderr
+    assert json.loads((out / "croissant.json").read_text())["version"] == "0.3.1"

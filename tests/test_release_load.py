@@ -149,3 +149,39 @@ def test_azure_llm_2023_release(shared_data, tmp_path):
     load_release(rel, new)
     assert_round_trip(store, new, ("llm_requests",))
     assert new.input_keys("azure-llm-2023") == {"AzureLLMInferenceTrace_code.csv", "AzureLLMInferenceTrace_conv.csv"}
+
+
+def test_every_column_type_round_trips(tmp_path, monkeypatch):
+    """A table with every schema type (dates, float32, zoned timestamps) through all loaders."""
+    from datetime import UTC, date, datetime
+
+    import pyarrow as pa
+
+    from wattlas.schemas import TABLES, TYPE_NAMES, Column, TableSchema, arrow_type
+
+    cols = tuple(Column(f"c_{t.replace('[', '_').replace(', ', '_').rstrip(']')}", t, f"a {t} column",
+                        required=(t == "int64")) for t in TYPE_NAMES)
+    schema = TableSchema("all_types", "Every column type.", cols)
+    monkeypatch.setitem(TABLES, "all_types", schema)
+    values = {
+        "string": ["a", None, "ü"], "bool": [True, None, False], "int32": [1, None, -3], "int64": [1, 2, 3],
+        "float32": [0.5, None, -1.25], "float64": [1e-9, None, 3.0],
+        "timestamp[us]": [datetime(2024, 1, 1, 0, 0, 0, 1), None, datetime(1999, 12, 31)],
+        "timestamp[us, UTC]": [datetime(2024, 1, 1, tzinfo=UTC), None, datetime(2000, 2, 29, 12, tzinfo=UTC)],
+        "date": [date(2024, 1, 1), None, date(1970, 1, 1)],
+    }
+    data = pa.table({c.name: pa.array(values[c.type], arrow_type(c.type)) for c in cols})
+    store = Store(tmp_path / "store")
+    with store.transaction("azure-llm-2023") as tx:
+        tx.put("all_types", "k1", data)
+    rel = tmp_path / "rel"
+    build_release(ReleaseDefinition(name="types", tables=("all_types",)), rel, store)
+    pytest.importorskip("mlcroissant")
+    assert verify_release(rel).croissant_validated
+    expected = table(store, "all_types")
+    assert mlcroissant_records(rel, "all_types") == expected_records(expected, "all_types")
+    for df in hf_load(rel, "all_types", tmp_path):
+        assert df.equals(utc(expected))
+    new = Store(tmp_path / "new")
+    load_release(rel, new)
+    assert table(new, "all_types").equals(expected)

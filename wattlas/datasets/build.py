@@ -15,6 +15,7 @@ The directory appears only when complete: it is written beside the target and re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -144,8 +145,13 @@ def build_release(
     store = store if isinstance(store, Store) else Store(store)
     out = Path(out_dir).expanduser()
     _check_target(out, force)
+    if not store.catalog_path.is_file():
+        raise ReleaseError(
+            f"store {store.root} holds no tables yet; ingest the sources first (`wattlas ingest SOURCE_ID`)"
+        )
     con = _connect()
-    try:
+    # The write lock keeps ingests from replacing the files being read: one consistent snapshot.
+    with store.lock(), contextlib.closing(con):
         conditions = {t: definition.filter_for(t) for t in definition.tables}
         # Licences first: a refused release writes nothing.
         sources = set()
@@ -177,8 +183,6 @@ def build_release(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    finally:
-        con.close()
     report.path = out
     report.seconds = time.perf_counter() - started
     return report

@@ -130,7 +130,7 @@ def dataset_card(
         "```python\n"
         "# DuckDB (also over https:// with the httpfs extension)\n"
         "import duckdb\n"
-        f"duckdb.sql(\"select source, count(*) from '{first.file}' group by source\")\n\n"
+        f"duckdb.sql(\"select source, count(*) from 'path/to/{d.name}/{first.file}' group by source\")\n\n"
         "# Hugging Face datasets: one config per table\n"
         "from datasets import load_dataset\n"
         f"ds = load_dataset(\"path/to/{d.name}\", \"{first.name}\", split=\"train\")\n"

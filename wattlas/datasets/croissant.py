@@ -96,7 +96,7 @@ SOURCE_COLUMN = Column(
 
 def field_description(col: Column) -> str:
     """A column's documentation as one sentence block: meaning, unit, nullability."""
-    text = col.description.rstrip(".") + "."
+    text = col.description if col.description.endswith((".", "?", "!")) else col.description + "."
     if col.unit:
         text += f" Unit: {col.unit}."
     if col.type == "timestamp[us]":
