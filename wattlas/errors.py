@@ -76,3 +76,17 @@ class DownloadError(WattlasError, OSError):
 
 class HashMismatchError(WattlasError, ValueError):
     """A file's SHA-256 differs from the pinned (or previously recorded) value."""
+
+
+class ReleaseError(WattlasError):
+    """A dataset release cannot be built or loaded as asked (definition, licence, selection)."""
+
+
+class ReleaseVerificationError(ReleaseError):
+    """A release directory fails verification; ``problems`` names each file that is wrong."""
+
+    def __init__(self, directory: str, problems: list[str]) -> None:
+        self.directory = directory
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"release {directory} failed verification ({len(self.problems)} problem(s)):\n{lines}")

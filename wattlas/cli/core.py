@@ -80,7 +80,14 @@ def ingest_cmd(
     store: StoreOpt = None,
     workers: Annotated[int | None, typer.Option(help="Processes for multi-file sources (default: all cores).")] = None,
 ) -> None:
-    """Ingest a source into the store: download (or read --from) its raw files and write tables."""
+    """Ingest a source into the store: download (or read --from) its raw files and write tables.
+
+    `wattlas ingest release --from DIR` loads a dataset release, its rows under their original sources.
+    """
+    if source_id == "release":
+        from .release import ingest_release
+
+        return ingest_release(from_, store)
     report = run_ingest(source_id, from_, store, workers)
     for table, rows in sorted(report.rows.items()):
         err.print(f"{table}: {rows:,} rows written")
