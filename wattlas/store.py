@@ -183,6 +183,8 @@ class Store:
         import duckdb
 
         con = duckdb.connect()
+        # Zoned timestamps read back in UTC on every host, not in the machine's local zone.
+        con.execute("SET TimeZone = 'UTC'")
         tables = self.catalog()["tables"]
         for name in sorted(set(TABLES) | set(tables)):
             con.execute(self._view_sql(name, self.table_files(name)))
