@@ -76,3 +76,7 @@ class DownloadError(WattlasError, OSError):
 
 class HashMismatchError(WattlasError, ValueError):
     """A file's SHA-256 differs from the pinned (or previously recorded) value."""
+
+
+class AnalysisError(WattlasError, ValueError):
+    """An analysis cannot run on the data given (missing column, empty selection, bad option)."""
