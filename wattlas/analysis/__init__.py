@@ -16,6 +16,7 @@ from ._data import Input
 from .arrivals import arrival_rate, bursts, dispersion_index, interarrival_gaps, interarrival_stats
 from .distributions import FAMILIES, cdf, fit_column, fit_distributions, fit_interarrivals
 from .periodicity import autocorrelation, periodicity, profile, spectrum
+from .report import build_report
 from .requests import (
     failure_rates,
     session_stats,
@@ -26,10 +27,12 @@ from .requests import (
     token_stats,
 )
 from .summary import trace_summary
+from .workload import export_workload, synthesize_workload, workload_slice, write_workload
 
 __all__ = [
     "FAMILIES", "Input", "arrival_rate", "autocorrelation", "bursts", "cdf", "dispersion_index",
     "failure_rates", "fit_column", "fit_distributions", "fit_interarrivals", "interarrival_gaps",
     "interarrival_stats", "periodicity", "profile", "session_stats", "sessions", "spectrum",
     "token_correlation", "token_histogram", "token_joint_histogram", "token_stats", "trace_summary",
+    "export_workload", "synthesize_workload", "workload_slice", "write_workload", "build_report",
 ]
