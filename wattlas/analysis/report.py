@@ -125,7 +125,7 @@ def build_report(
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, out)
-    log.info("report %s written in %.1f s", out, time.perf_counter() - started)
+    log.debug("report %s written in %.1f s", out, time.perf_counter() - started)
     return out
 
 
