@@ -91,7 +91,13 @@ class Input:
 
                 st = store if isinstance(store, Store) else Store(store)
                 self.con = st.connect()
-            self.con.execute(f"CREATE OR REPLACE TEMP VIEW _raw AS SELECT * FROM {qi(self.table)}")
+            try:
+                self.con.execute(f"CREATE OR REPLACE TEMP VIEW _raw AS SELECT * FROM {qi(self.table)}")
+            except duckdb.CatalogException:
+                raise AnalysisError(
+                    f"table {self.table!r} does not exist in this store (this wattlas declares no such "
+                    "table); pass the rows as a frame instead"
+                ) from None
         else:
             self.con = duckdb.connect()
             self.con.register("_raw_frame", _as_registrable(data))
