@@ -45,6 +45,15 @@ def _gaps_table(inp: Input, by: list[str], time_col: str) -> str:
     )
 
 
+def _times(inp: Input, cols: list[str], time_col: str) -> tuple[str, str]:
+    """Where to read arrival times from: the already materialized gaps table when there is one
+    (a report computes it first), else the input rows."""
+    table = inp._cache.get(f"gaps|{','.join(cols)}|{time_col}")
+    if table:
+        return table, "t"
+    return "_input", f"CAST({qi(time_col)} AS DOUBLE)"
+
+
 def interarrival_gaps(
     data: Data = None, *, by: Sequence[str] | None = None, time_col: str = "arrival_s", **select
 ) -> pl.DataFrame:
@@ -144,11 +153,12 @@ def arrival_rate(
     if weight_col:
         inp.require(weight_col, what="arrival_rate")
     n = f"CAST(sum({qi(weight_col)}) AS DOUBLE)" if weight_col else "count(*)"
+    src, tx = ("_input", f"CAST({qi(time_col)} AS DOUBLE)") if weight_col else _times(inp, cols, time_col)
     return inp.sql(
         f"""
         WITH c AS (
-            SELECT {sel}CAST(floor(CAST({qi(time_col)} AS DOUBLE) / $bin) AS BIGINT) AS b, {n} AS n
-            FROM _input WHERE {qi(time_col)} IS NOT NULL GROUP BY {group_b}
+            SELECT {sel}CAST(floor({tx} / $bin) AS BIGINT) AS b, {n} AS n
+            FROM {src} WHERE {tx} IS NOT NULL GROUP BY {group_b}
         ),
         r AS (SELECT {sel}min(b) AS lo, max(b) AS hi FROM c {by_clause(cols)}),
         s AS (SELECT {sel}unnest(range(lo, hi + 1)) AS b FROM r)
@@ -189,6 +199,7 @@ def dispersion_index(
     cols = inp.group_by(by, DEFAULT_BY)
     inp.require(time_col, what="dispersion_index")
     sel = select_list(cols)
+    src, tx = _times(inp, cols, time_col)
     frames = []
     for w in windows_s:
         # Empty windows contribute zeros: sums over non-empty windows divided by the total
@@ -196,8 +207,8 @@ def dispersion_index(
         df = inp.sql(
             f"""
             WITH c AS (
-                SELECT {sel}CAST(floor(CAST({qi(time_col)} AS DOUBLE) / $w) AS BIGINT) AS b, count(*) AS n
-                FROM _input WHERE {qi(time_col)} IS NOT NULL
+                SELECT {sel}CAST(floor({tx} / $w) AS BIGINT) AS b, count(*) AS n
+                FROM {src} WHERE {tx} IS NOT NULL
                 GROUP BY {', '.join([qi(c) for c in cols] + ['b'])}
             ),
             g AS (
@@ -250,11 +261,12 @@ def bursts(
     sel = select_list(cols)
     using = ", ".join(qi(c) for c in cols)
     join = f"JOIN m USING ({using})" if cols else "CROSS JOIN m"
+    src, tx = _times(inp, cols, time_col)
     return inp.sql(
         f"""
         WITH c AS (
-            SELECT {sel}CAST(floor(CAST({qi(time_col)} AS DOUBLE) / $bin) AS BIGINT) AS b, count(*) AS n
-            FROM _input WHERE {qi(time_col)} IS NOT NULL
+            SELECT {sel}CAST(floor({tx} / $bin) AS BIGINT) AS b, count(*) AS n
+            FROM {src} WHERE {tx} IS NOT NULL
             GROUP BY {', '.join([qi(c) for c in cols] + ['b'])}
         ),
         m AS (SELECT {sel}sum(n)::DOUBLE / (max(b) - min(b) + 1) AS mean_n FROM c {by_clause(cols)}),

@@ -76,11 +76,33 @@ def _mle(family: str, x: np.ndarray) -> tuple[float | None, float]:
         a, _, scale = stats.gamma.fit(x, floc=0)
         return float(a), float(scale)
     if family == "weibull":
-        # Fit on x / median: the solver is scale-free but converges better near 1.
-        m = float(np.median(x))
-        c, _, scale = stats.weibull_min.fit(x / m, floc=0)
-        return float(c), float(scale * m)
+        return _weibull_mle(x)
     raise AnalysisError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+
+
+def _weibull_mle(x: np.ndarray) -> tuple[float, float]:
+    """Weibull MLE with location 0: the shape solves the profile-likelihood equation
+    ``sum(x^k ln x) / sum(x^k) - 1/k - mean(ln x) = 0`` (monotone in k), then
+    ``scale = mean(x^k)^(1/k)``. Values are divided by their median first for range safety."""
+    from scipy import optimize
+
+    m = float(np.median(x))
+    ly = np.log(x / m)
+    mean_ly = float(ly.mean())
+
+    def g(k: float) -> float:
+        a = k * ly
+        w = np.exp(a - a.max())
+        return float((w * ly).sum() / w.sum() - 1.0 / k - mean_ly)
+
+    lo, hi = 1e-3, 1.0
+    while g(hi) < 0 and hi < 1e4:
+        hi *= 2
+    k = optimize.brentq(g, lo, hi, xtol=1e-12, rtol=1e-10)
+    a = k * ly
+    amax = a.max()
+    scale = m * math.exp((amax + math.log(np.exp(a - amax).mean())) / k)
+    return float(k), float(scale)
 
 
 def _zipf_fit(x: np.ndarray, xmin: int) -> float:

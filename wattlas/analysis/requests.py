@@ -51,17 +51,19 @@ def token_stats(
     cols = inp.group_by(by, DEFAULT_BY)
     inp.require(*TOKEN_COLUMNS, what="token_stats")
     parts = []
+    inner, outer = [], []
+    qlist = "[" + ", ".join(str(float(q)) for q in quantiles) + "]"
     for c in TOKEN_COLUMNS:
-        parts.append(f"avg({qi(c)}) AS {c}_mean")
-        for q in quantiles:
-            parts.append(f"quantile_cont({qi(c)}, {float(q)}) AS {c}_p{_qname(q)}")
-        parts.append(f"max({qi(c)}) AS {c}_max")
-        parts.append(f"sum({qi(c)})::BIGINT AS {c}_total")
+        inner += [f"avg({qi(c)}) AS {c}_mean", f"quantile_cont({qi(c)}, {qlist}) AS {c}_q",
+                  f"max({qi(c)}) AS {c}_max", f"sum({qi(c)})::BIGINT AS {c}_total"]
+        outer += [f"{c}_mean"] + [f"{c}_q[{i + 1}] AS {c}_p{_qname(q)}" for i, q in enumerate(quantiles)]
+        outer += [f"{c}_max", f"{c}_total"]
     fail = "avg(CASE WHEN failed THEN 1.0 WHEN NOT failed THEN 0.0 END)" if inp.has("failed") else "NULL::DOUBLE"
     sel = select_list(cols)
     return inp.sql(
-        f"SELECT {sel}count(*) AS requests, {', '.join(parts)}, {fail} AS failed_share "
-        f"FROM _input {by_clause(cols)} {order_clause(cols)}"
+        f"SELECT {sel}requests, {', '.join(outer)}, failed_share FROM ("
+        f"SELECT {sel}count(*) AS requests, {', '.join(inner)}, {fail} AS failed_share "
+        f"FROM _input {by_clause(cols)}) {order_clause(cols)}"
     )
 
 
@@ -87,22 +89,28 @@ def token_correlation(data: Data = None, *, by: Sequence[str] | None = None, **s
     inp.require(*TOKEN_COLUMNS, what="token_correlation")
     sel = select_list(cols)
     part = partition_clause(cols)
+    using = ", ".join([qi(c) for c in cols] + ["v"])
+
+    def ranks(col: str) -> str:
+        # Average rank of each distinct value: rows below it plus the mean position among ties.
+        # Token counts have few distinct values, so this is a small table joined back.
+        return (f"SELECT {sel}v, sum(n) OVER ({part} ORDER BY v) - (n - 1) / 2.0 AS r FROM "
+                f"(SELECT {sel}{col} AS v, count(*) AS n FROM _input GROUP BY {', '.join([qi(c) for c in cols] + ['v'])})")
+
     return inp.sql(
         f"""
-        SELECT {sel}count(*) AS requests,
-               corr(input_tokens, output_tokens) AS pearson,
-               corr(ln(1 + input_tokens), ln(1 + output_tokens)) AS pearson_log,
-               corr(ri, ro) AS spearman
-        FROM (
-            SELECT {sel}input_tokens, output_tokens,
-                   rank() OVER ({part} ORDER BY input_tokens)
-                     + (count(*) OVER ({part}, input_tokens) - 1) / 2.0 AS ri,
-                   rank() OVER ({part} ORDER BY output_tokens)
-                     + (count(*) OVER ({part}, output_tokens) - 1) / 2.0 AS ro
-            FROM _input
-        )
-        {by_clause(cols)} {order_clause(cols)}
-        """.replace("OVER (, ", "OVER (PARTITION BY ")
+        WITH ri AS ({ranks('input_tokens')}), ro AS ({ranks('output_tokens')}),
+        x AS (SELECT {sel}input_tokens, output_tokens, input_tokens AS vi, output_tokens AS vo FROM _input)
+        SELECT {select_list(['x.' + c for c in cols]).replace('"x.', 'x."')}count(*) AS requests,
+               corr(x.input_tokens, x.output_tokens) AS pearson,
+               corr(ln(1 + x.input_tokens), ln(1 + x.output_tokens)) AS pearson_log,
+               corr(ri.r, ro.r) AS spearman
+        FROM x
+        JOIN ri ON ri.v = x.vi {''.join(f' AND ri.{qi(c)} IS NOT DISTINCT FROM x.{qi(c)}' for c in cols)}
+        JOIN ro ON ro.v = x.vo {''.join(f' AND ro.{qi(c)} IS NOT DISTINCT FROM x.{qi(c)}' for c in cols)}
+        {('GROUP BY ' + ', '.join(f'x.{qi(c)}' for c in cols)) if cols else ''}
+        {('ORDER BY ' + ', '.join(f'x.{qi(c)}' for c in cols)) if cols else ''}
+        """
     )
 
 
