@@ -50,7 +50,6 @@ def token_stats(
     inp = as_input(data, **select)
     cols = inp.group_by(by, DEFAULT_BY)
     inp.require(*TOKEN_COLUMNS, what="token_stats")
-    parts = []
     inner, outer = [], []
     qlist = "[" + ", ".join(str(float(q)) for q in quantiles) + "]"
     for c in TOKEN_COLUMNS:
@@ -89,13 +88,12 @@ def token_correlation(data: Data = None, *, by: Sequence[str] | None = None, **s
     inp.require(*TOKEN_COLUMNS, what="token_correlation")
     sel = select_list(cols)
     part = partition_clause(cols)
-    using = ", ".join([qi(c) for c in cols] + ["v"])
-
     def ranks(col: str) -> str:
         # Average rank of each distinct value: rows below it plus the mean position among ties.
         # Token counts have few distinct values, so this is a small table joined back.
+        grp = ", ".join([qi(c) for c in cols] + ["v"])
         return (f"SELECT {sel}v, sum(n) OVER ({part} ORDER BY v) - (n - 1) / 2.0 AS r FROM "
-                f"(SELECT {sel}{col} AS v, count(*) AS n FROM _input GROUP BY {', '.join([qi(c) for c in cols] + ['v'])})")
+                f"(SELECT {sel}{col} AS v, count(*) AS n FROM _input GROUP BY {grp})")
 
     return inp.sql(
         f"""
