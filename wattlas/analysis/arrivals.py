@@ -35,13 +35,41 @@ __all__ = ["arrival_rate", "bursts", "dispersion_index", "interarrival_gaps", "i
 
 
 def _gaps_table(inp: Input, by: list[str], time_col: str) -> str:
+    """Materialize (once per Input) the gaps of each group: ``by...``, ``t``, ``gap_s``.
+
+    The window sort partitions by a 64-bit hash of the group columns rather than the columns
+    themselves (strings sort slowly); a small key table maps it back. Should two groups ever
+    share a hash, the plain partition is used instead.
+    """
     inp.require(time_col, what="inter-arrival analysis")
     key = f"gaps|{','.join(by)}|{time_col}"
+    if key in inp._cache:
+        return inp._cache[key]
     sel = select_list(by)
+    t = f"CAST({qi(time_col)} AS DOUBLE)"
+    nonnull = f"{qi(time_col)} IS NOT NULL"
+    if by:
+        gid = f"hash({', '.join(qi(c) for c in by)})"
+        keys = inp.temp_table(f"keys|{','.join(by)}", f"SELECT DISTINCT {gid} AS _gid, {', '.join(qi(c) for c in by)} "
+                                                      "FROM _input")
+        n_keys, n_gid = inp.con.execute(f"SELECT count(*), count(DISTINCT _gid) FROM {keys}").fetchall()[0]
+        if n_keys == n_gid:
+            raw = inp.temp_table(
+                key + "|raw",
+                f"SELECT _gid, t, t - lag(t) OVER (PARTITION BY _gid ORDER BY t) AS gap_s "
+                f"FROM (SELECT {gid} AS _gid, {t} AS t FROM _input WHERE {nonnull})",
+            )
+            inp._n_tmp += 1
+            name = f"_v{inp._n_tmp}"
+            cols = ", ".join(f"k.{qi(c)}" for c in by)
+            inp.con.execute(f"CREATE TEMP VIEW {name} AS SELECT {cols}, r.t, r.gap_s FROM {raw} r JOIN {keys} k "
+                            "USING (_gid)")
+            inp._cache[key] = name
+            return name
     return inp.temp_table(
         key,
         f"SELECT {sel}t, t - lag(t) OVER ({partition_clause(by)} ORDER BY t) AS gap_s "
-        f"FROM (SELECT {sel}CAST({qi(time_col)} AS DOUBLE) AS t FROM _input WHERE {qi(time_col)} IS NOT NULL)",
+        f"FROM (SELECT {sel}{t} AS t FROM _input WHERE {nonnull})",
     )
 
 
