@@ -90,3 +90,7 @@ class ReleaseVerificationError(ReleaseError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"release {directory} failed verification ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class AnalysisError(WattlasError, ValueError):
+    """An analysis cannot run on the data given (missing column, empty selection, bad option)."""

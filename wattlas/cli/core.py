@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import FormatOpt, OutputFormat, StoreOpt, err, open_store, print_frame
+from ._common import FormatOpt, OutputFormat, StoreOpt, err, open_store, out, print_frame
 
 
 def register(app: typer.Typer) -> None:
@@ -200,7 +200,7 @@ def quickstart_cmd(
     store: StoreOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
-    """The main job: ingest the Azure LLM 2023 trace (or an offline sample) and summarize it."""
+    """The main job: ingest the Azure LLM 2023 trace (or an offline sample), summarize it, write report.html."""
     from ..analysis import trace_summary
     from ..errors import DownloadError
 
@@ -226,7 +226,13 @@ def quickstart_cmd(
         _print_summary(summary, title=f"{source}: per-trace summary")
     else:
         print_frame(summary, fmt)
+    from ..analysis.report import build_report
+
+    report = build_report("llm_requests", st.root / "report.html", store=st, source=source)
     err.print(f"store: {st.root}  ({time.perf_counter() - started:.1f} s)")
+    # The report's path ends the run; on stdout only where stdout is not machine-readable.
+    (out if fmt is OutputFormat.table else err).print(f"report: {report.resolve()}", highlight=False,
+                                                      soft_wrap=True)
 
 
 def _ingest_sample(st, reason: Exception) -> str:
