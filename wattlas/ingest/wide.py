@@ -1,0 +1,127 @@
+"""Wide CSV files (one column per minute or per function) unpivoted to long form, streaming.
+
+Azure Functions 2019 has 1,440 minute columns per function row; Huawei's time series have one
+column per function (200 to 5,093) per time row. :func:`unpivot_wide` turns such a file into
+``(id columns..., _col, _value)`` rows with polars' lazy engine: the id columns travel through a
+row index join, not through the unpivot (repeating 64-character hashes 1,440 times per row would
+cost gigabytes), and only cells the caller keeps (non-empty, non-zero) are materialized.
+
+On a parse failure :func:`locate_bad_cell` finds the first bad cell (line and column) in one
+more pass, so the error can name it.
+
+Examples
+--------
+>>> import tempfile
+>>> p = Path(tempfile.mkdtemp()) / "w.csv"
+>>> _ = p.write_text("id,1,2,3\\na,0,5,\\nb,1,,0\\n")
+>>> lf = unpivot_wide(p, ids={"id": pl.String}, value_type=pl.Int64,
+...                   keep=lambda v: v.is_not_null() & (v > 0))
+>>> lf.collect().rows()
+[('a', '2', 5), ('b', '1', 1)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import polars as pl
+
+from ..errors import InputFormatError
+
+
+def read_header_fields(path: Path, display: str, *, allow_empty: bool = False) -> list[str]:
+    """The header fields of a CSV file (BOM, quotes and CR stripped)."""
+    with open(path, "rb") as fh:
+        first = fh.readline()
+        second = fh.readline(1 << 16)
+    if not first:
+        raise InputFormatError("the file is empty (expected a CSV header line)", file=display)
+    if not allow_empty and not second.strip():
+        raise InputFormatError("the file has a header but no data rows", file=display)
+    text = first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    return [h.strip().strip('"') for h in text.split(",")]
+
+
+def unpivot_wide(
+    path: Path,
+    *,
+    ids: Mapping[str, pl.DataType],
+    value_type: pl.DataType,
+    keep: Callable[[pl.Expr], pl.Expr],
+    header: list[str] | None = None,
+    skip: frozenset[str] = frozenset(),
+) -> pl.LazyFrame:
+    """Lazy long form of a wide CSV: the ``ids`` columns, ``_col`` (header name) and ``_value``.
+
+    Every column not in ``ids`` or ``skip`` is a value column read as ``value_type``; only cells
+    where ``keep(_value)`` holds are returned, in file order (row by row, then column by column).
+    """
+    header = header or read_header_fields(path, path.name)
+    values = [c for c in header if c not in ids and c not in skip]
+    schema = {c: ids.get(c, pl.String if c in skip else value_type) for c in header}
+    lf = pl.scan_csv(path, schema=schema, has_header=True).with_row_index("_row")
+    id_frame = lf.select("_row", *ids)
+    long = (
+        lf.select("_row", *values)
+        .unpivot(index="_row", on=values, variable_name="_col", value_name="_value")
+        .filter(keep(pl.col("_value")))
+        # unpivot yields column-major order; row-major keeps one function's bins together,
+        # which is how queries read them and what compresses best.
+        .sort("_row", maintain_order=True)
+    )
+    return long.join(id_frame, on="_row", how="left", maintain_order="left").select(*ids, "_col", "_value")
+
+
+def locate_bad_cell(
+    path: Path, types: Mapping[str, pl.DataType], display: str, describe: Mapping[str, str] | None = None
+) -> InputFormatError | None:
+    """The first cell of ``path`` that does not parse as its column's type, as an error to raise.
+
+    Also finds rows with more or fewer fields than the header. ``types`` maps column names to
+    polars types (String columns are not checked); ``describe`` names a type for the message.
+    """
+    header = read_header_fields(path, display, allow_empty=True)
+    n = len(header)
+    with open(path, "rb") as fh:
+        fh.readline()
+        for line_no, line in enumerate(fh, start=2):
+            body = line.rstrip(b"\r\n")
+            if not body:
+                continue
+            # Quoted fields with commas would miscount; the wide files are never quoted.
+            fields = body.count(b",") + 1 if b'"' not in body else n
+            if fields != n:
+                more = "more" if fields > n else "fewer"
+                return InputFormatError(
+                    f"the row has {fields} fields, {more} than the header's {n}", file=display, line=line_no
+                )
+    checked = [c for c in header if c in types and types[c] != pl.String]
+    if not checked:
+        return None
+    strings = pl.scan_csv(path, schema={c: pl.String for c in header}, has_header=True).with_row_index("_row")
+
+    def bad(c: str) -> pl.Expr:
+        return pl.col(c).is_not_null() & pl.col(c).str.strip_chars().cast(types[c], strict=False).is_null()
+
+    hit = strings.filter(pl.any_horizontal([bad(c) for c in checked])).head(1).collect()
+    if not hit.height:
+        return None
+    row = hit.row(0, named=True)
+    for c in checked:
+        value = row[c]
+        if value is None:
+            continue
+        ok = pl.Series([value]).str.strip_chars().cast(types[c], strict=False)[0]
+        if ok is None:
+            what = (describe or {}).get(c) or _describe(types[c])
+            return InputFormatError(f"{value!r} is not {what}", file=display, line=row["_row"] + 2, column=c)
+    return None  # pragma: no cover - the filter and the loop agree
+
+
+def _describe(t: pl.DataType) -> str:
+    if t.is_integer():
+        return "an integer"
+    if t.is_float():
+        return "a number"
+    return f"a {t}"
