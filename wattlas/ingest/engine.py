@@ -478,7 +478,8 @@ class _Run:
         for k, v in result.get("stats", {}).items():
             self.report.stats[k] = self.report.stats.get(k, 0) + v
         self.emit("file_done", {
-            "key": batch[0].key, "files": len(batch), "rows": sum(result["rows"].values()),
+            "key": batch[0].key, "files": len(batch),
+            "rows": sum(n for t, n in result["rows"].items() if not t.startswith("_")),
             "bytes": sum(i.progress_bytes for i in batch), "resumed": resumed,
         })
 
@@ -559,7 +560,7 @@ def _put_key(tx, key: str, parts: dict[str, list[Path]], batches: list[dict[str,
         "size_bytes": [i["size_bytes"] for i in items],
         "sha256": [i["sha256"] for i in items],
         "tables": [json.dumps(i["rows"], sort_keys=True) for i in items],
-        "rows": [sum(i["rows"].values()) for i in items],
+        "rows": [sum(n for t, n in i["rows"].items() if not t.startswith("_")) for i in items],
         "ingested_at": pa.array([datetime.now(UTC)] * len(items), pa.timestamp("us", tz="UTC")),
         "wattlas_version": [__version__] * len(items),
     })

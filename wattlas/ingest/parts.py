@@ -79,3 +79,66 @@ def merge_parts(parts: list[Path], out: Path) -> Path:
         if p != out:
             p.unlink(missing_ok=True)
     return out
+
+
+def polars_type(name: str):
+    """The polars dtype for a schema type name (see :data:`wattlas.schemas.TYPE_NAMES`)."""
+    import polars as pl
+
+    return {
+        "string": pl.String, "bool": pl.Boolean, "int32": pl.Int32, "int64": pl.Int64,
+        "float32": pl.Float32, "float64": pl.Float64, "timestamp[us]": pl.Datetime("us"),
+        "timestamp[us, UTC]": pl.Datetime("us", "UTC"), "date": pl.Date,
+    }[name]
+
+
+def select_table(lf, table: str, **values):
+    """``lf`` reduced to ``table``'s columns in order and declared types.
+
+    Keyword arguments give expressions for columns (by name); every other declared column is
+    taken from ``lf`` if it has it, else null.
+    """
+    import polars as pl
+
+    from ..schemas import get_table
+
+    have = set(lf.collect_schema().names())
+    exprs = []
+    for c in get_table(table).columns:
+        t = polars_type(c.type)
+        if c.name in values:
+            e = values[c.name]
+            e = e if isinstance(e, pl.Expr) else pl.lit(e)
+        elif c.name in have:
+            e = pl.col(c.name)
+        else:
+            e = pl.lit(None)
+        exprs.append(e.cast(t).alias(c.name))
+    return lf.select(exprs)
+
+
+def sink_table(lf, table: str, out: Path, **values) -> Path:
+    """Write ``lf`` as a part of ``table`` (see :func:`select_table`) to ``out``; return ``out``."""
+    select_table(lf, table, **values).sink_parquet(out, compression="zstd", statistics=True)
+    return out
+
+
+def null_columns(table: str, *, have: set[str] | frozenset[str] = frozenset()):
+    """``{column: typed null}`` for every column of ``table`` not in ``have`` (for ``convert_csv`` extras)."""
+    import polars as pl
+
+    from ..schemas import get_table
+
+    return {c.name: pl.lit(None, polars_type(c.type)) for c in get_table(table).columns if c.name not in have}
+
+
+def cast_table(lf, table: str):
+    """``lf`` with each column of ``table`` it has cast to the declared type (others untouched)."""
+    import polars as pl
+
+    from ..schemas import get_table
+
+    have = set(lf.collect_schema().names())
+    return lf.with_columns(
+        pl.col(c.name).cast(polars_type(c.type)) for c in get_table(table).columns if c.name in have
+    )

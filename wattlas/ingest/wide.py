@@ -57,6 +57,22 @@ def unpivot_wide(
     Every column not in ``ids`` or ``skip`` is a value column read as ``value_type``; only cells
     where ``keep(_value)`` holds are returned, in file order (row by row, then column by column).
     """
+    return wide_frames(path, ids=ids, value_type=value_type, keep=keep, header=header, skip=skip)[0]
+
+
+def wide_frames(
+    path: Path,
+    *,
+    ids: Mapping[str, pl.DataType],
+    value_type: pl.DataType,
+    keep: Callable[[pl.Expr], pl.Expr],
+    header: list[str] | None = None,
+    skip: frozenset[str] = frozenset(),
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """(long form as in :func:`unpivot_wide`, one row per file row with ``ids`` and ``skip`` columns).
+
+    Both come from one scan: sink them together with ``pl.collect_all`` to read the file once.
+    """
     header = header or read_header_fields(path, path.name)
     values = [c for c in header if c not in ids and c not in skip]
     schema = {c: ids.get(c, pl.String if c in skip else value_type) for c in header}
@@ -70,16 +86,22 @@ def unpivot_wide(
         # which is how queries read them and what compresses best.
         .sort("_row", maintain_order=True)
     )
-    return long.join(id_frame, on="_row", how="left", maintain_order="left").select(*ids, "_col", "_value")
+    long = long.join(id_frame, on="_row", how="left", maintain_order="left").select(*ids, "_col", "_value")
+    return long, lf.select(*ids, *[c for c in header if c in skip])
 
 
 def locate_bad_cell(
-    path: Path, types: Mapping[str, pl.DataType], display: str, describe: Mapping[str, str] | None = None
+    path: Path,
+    types: Mapping[str, pl.DataType],
+    display: str,
+    describe: Mapping[str, str] | None = None,
+    null_values: tuple[str, ...] = (),
 ) -> InputFormatError | None:
     """The first cell of ``path`` that does not parse as its column's type, as an error to raise.
 
     Also finds rows with more or fewer fields than the header. ``types`` maps column names to
-    polars types (String columns are not checked); ``describe`` names a type for the message.
+    polars types (String columns are not checked); ``describe`` names a type for the message;
+    cells equal to one of ``null_values`` are not errors.
     """
     header = read_header_fields(path, display, allow_empty=True)
     n = len(header)
@@ -102,7 +124,9 @@ def locate_bad_cell(
     strings = pl.scan_csv(path, schema={c: pl.String for c in header}, has_header=True).with_row_index("_row")
 
     def bad(c: str) -> pl.Expr:
-        return pl.col(c).is_not_null() & pl.col(c).str.strip_chars().cast(types[c], strict=False).is_null()
+        cell = pl.col(c)
+        return (cell.is_not_null() & ~cell.is_in(list(null_values))
+                & cell.str.strip_chars().cast(types[c], strict=False).is_null())
 
     hit = strings.filter(pl.any_horizontal([bad(c) for c in checked])).head(1).collect()
     if not hit.height:
@@ -110,7 +134,7 @@ def locate_bad_cell(
     row = hit.row(0, named=True)
     for c in checked:
         value = row[c]
-        if value is None:
+        if value is None or value in null_values:
             continue
         ok = pl.Series([value]).str.strip_chars().cast(types[c], strict=False)[0]
         if ok is None:
