@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import lzma
 import posixpath
 import re
 import stat
@@ -59,6 +60,8 @@ LIBARCHIVE_HELP = (
 )
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_TAR_ERRORS = (tarfile.TarError, lzma.LZMAError, zlib.error, EOFError, OSError)
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError)
 _CHUNK = 1 << 20
 
 
@@ -119,6 +122,10 @@ class Member:
     stream: BinaryIO
     #: Bytes of the archive file consumed so far, when the reader can tell (progress).
     archive_pos: int | None = None
+    #: The archive, as named in errors.
+    archive: str = ""
+    #: Exceptions that reading ``stream`` raises on a truncated or corrupt archive.
+    errors: tuple[type[BaseException], ...] = (EOFError,)
 
 
 def iter_members(path: Path, display: str | None = None) -> Iterator[Member]:
@@ -180,7 +187,7 @@ def _iter_tar(path: Path, display: str) -> Iterator[Member]:
                     stream = tar.extractfile(info)
                     if stream is None:  # pragma: no cover - regular files always have data
                         continue
-                    yield Member(name, info.size, stream, counter.pos)
+                    yield Member(name, info.size, stream, counter.pos, display, _TAR_ERRORS)
         except (tarfile.ReadError, EOFError, OSError) as e:
             raise InputFormatError(
                 f"the archive is truncated or corrupt ({type(e).__name__}: {e}); download it again",
@@ -219,7 +226,8 @@ def _iter_zip(path: Path, display: str) -> Iterator[Member]:
         for name, info in checked:
             try:
                 with zf.open(info) as stream:
-                    yield Member(name, info.file_size, stream, info.header_offset + info.compress_size)
+                    yield Member(name, info.file_size, stream, info.header_offset + info.compress_size, display,
+                                 _ZIP_ERRORS)
             except (zipfile.BadZipFile, EOFError, zlib.error) as e:
                 raise InputFormatError(
                     f"member {info.filename!r} is corrupt or truncated ({e}); download the archive again",
@@ -275,7 +283,8 @@ def _iter_rar(path: Path, display: str) -> Iterator[Member]:
                         f"member {entry.pathname!r} is a device, FIFO or other special file; "
                         "refusing it", file=display,
                     )
-                yield Member(name, entry.size, io.BufferedReader(_BlockStream(entry.get_blocks()), _CHUNK))
+                yield Member(name, entry.size, io.BufferedReader(_BlockStream(entry.get_blocks()), _CHUNK),
+                             None, display, (ArchiveError, EOFError))
     except ArchiveError as e:
         raise InputFormatError(
             f"not a readable RAR archive, or truncated ({e}); download it again", file=display
@@ -298,7 +307,16 @@ def copy_member(member: Member, dest: Path, on_bytes: Callable[[int], None] | No
     n = 0
     try:
         with open(dest, "wb") as out:
-            while block := member.stream.read(_CHUNK):
+            while True:
+                try:
+                    block = member.stream.read(_CHUNK)
+                except member.errors as e:
+                    raise InputFormatError(
+                        f"member {member.name!r} is truncated or corrupt ({type(e).__name__}: {e}); "
+                        "download the archive again", file=member.archive or None,
+                    ) from e
+                if not block:
+                    break
                 out.write(block)
                 h.update(block)
                 n += len(block)
