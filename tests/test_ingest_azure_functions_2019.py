@@ -89,7 +89,9 @@ def test_tar_xz_end_to_end_through_the_cli(archive: Path, store_dir: Path, capsy
         f"from function_durations where function_id = '{F1}'"
     ).rows()
     assert dur == [(pytest.approx(0.1), 2880, 0.0, pytest.approx(2.595), pytest.approx(1.376), pytest.approx(2.595))]
-    mem = store.sql("select app_id, day_index, sample_count, avg_allocated_mb, p100_allocated_mb from app_memory").rows()
+    mem = store.sql(
+        "select app_id, day_index, sample_count, avg_allocated_mb, p100_allocated_mb from app_memory"
+    ).rows()
     assert mem == [(A1, 1, 1440, 173.0, 256.0)]
     manifest = store.sql(
         "select input_name, input_key, archive_name, archive_sha256, sha256, size_bytes, tables "
@@ -98,7 +100,7 @@ def test_tar_xz_end_to_end_through_the_cli(archive: Path, store_dir: Path, capsy
     files = day_files()
     archive_sha = hashlib.sha256(archive.read_bytes()).hexdigest()
     assert [m[0] for m in manifest] == sorted(files)
-    for name, key, arch, arch_sha, sha, size, tables in manifest:
+    for name, key, arch, arch_sha, sha, size, _tables in manifest:
         assert (key, arch, arch_sha) == ("azurefunctions-dataset2019", archive.name, archive_sha)
         assert (sha, size) == (hashlib.sha256(files[name]).hexdigest(), len(files[name]))
     tables = {m[0]: json.loads(m[-1]) for m in manifest}

@@ -38,6 +38,24 @@ def _ts(fmt: str, tz: str | None = None) -> Callable[[pl.Expr, bool], pl.Expr]:
     return parse
 
 
+def matching(regex: str, describe: str) -> RawType:
+    """A text column whose non-empty values must match ``regex`` (e.g. ``1=8,2=10010,4=1``).
+
+    Read strictly, a value that does not match fails the scan (so :func:`convert_csv` reports
+    its line and column) even in a nullable column, where a null would otherwise slip through.
+    """
+
+    def parse(e: pl.Expr, strict: bool = True) -> pl.Expr:
+        ok = e.str.contains(regex)
+        if not strict:
+            return pl.when(ok).then(e)
+        # A NUL-prefixed copy of a bad value can never parse as a number: the cast raises.
+        fail = pl.when(ok | e.is_null()).then(pl.lit("0")).otherwise(pl.lit("\0") + e).cast(pl.Int64, strict=True)
+        return pl.when(ok | e.is_null()).then(e).otherwise(fail.cast(pl.String))
+
+    return RawType(pl.String, describe, parse)
+
+
 INT = RawType(pl.Int64, "an integer")
 FLOAT = RawType(pl.Float64, "a number")
 STR = RawType(pl.String, "text")

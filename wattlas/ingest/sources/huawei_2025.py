@@ -20,7 +20,7 @@ import polars as pl
 
 from ...errors import InputFormatError
 from ...schemas import get_table
-from ..csvread import FLOAT, INT, STR, CsvLayout, RawType, convert_csv
+from ..csvread import FLOAT, INT, STR, CsvLayout, convert_csv, matching
 from ..parts import cast_table, null_columns, sink_table
 from ..registry import Source, SourceFile
 from ..wide import locate_bad_cell, read_header_fields, wide_frames
@@ -75,10 +75,8 @@ _STAT = re.compile(r"^(?P<metric>.+)_(?P<stat>quantile_\d{3}|avg|std)$")
 
 # Pod ids encode the pool: pool22-300-128-0006319574 = pool 22, 300 millicores, 128 MB, serial.
 _POD = r"^(?P<pool>[A-Za-z]+\d*-(?P<cpu>\d+)-(?P<mem>\d+))-\S+$"
-POD = RawType(pl.String, "a pod id like pool22-300-128-0006319574",
-              lambda e, strict=True: pl.when(e.str.contains(_POD)).then(e))
-FUNC_ID = RawType(pl.String, "a funcID like 400---418---pool22-300-128",
-                  lambda e, strict=True: pl.when(e.str.contains(r"^[^,]+---[^,]+---[A-Za-z]+\d*-\d+-\d+$")).then(e))
+POD = matching(_POD, "a pod id like pool22-300-128-0006319574")
+FUNC_ID = matching(r"^[^,]+---[^,]+---[A-Za-z]+\d*-\d+-\d+$", "a funcID like 400---418---pool22-300-128")
 
 
 def _pool_columns(pod: str) -> dict[str, pl.Expr]:

@@ -25,7 +25,7 @@ import polars as pl
 
 from ...errors import InputFormatError
 from ...schemas import get_table
-from ..csvread import FLOAT, INT, STR, CsvLayout, RawType, convert_csv
+from ..csvread import FLOAT, INT, STR, CsvLayout, RawType, convert_csv, matching
 from ..parts import record_stats, select_table, sink_table
 from ..registry import Source, SourceFile
 from ..wide import locate_bad_cell, read_header_fields
@@ -116,8 +116,7 @@ def _code(e: pl.Expr, strict: bool = True) -> pl.Expr:
 
 _TRES_RE = r"^\d+=\d+(,\d+=\d+)*$"
 CODE = RawType(pl.String, "an exit code like 0 or 0:0", _code)
-TRES = RawType(pl.String, "a TRES list like 1=8,2=10010,4=1",
-               lambda e, strict=True: pl.when(e.str.contains(_TRES_RE)).then(e))
+TRES = matching(_TRES_RE, "a TRES list like 1=8,2=10010,4=1")
 _SLURM_COLUMNS = (
     "id_job", "id_array_job", "id_array_task", "id_user", "kill_requid", "nodes_alloc", "nodelist", "cpus_req",
     "derived_ec", "exit_code", "gres_used", "array_max_tasks", "array_task_pending", "constraints", "flags",
