@@ -120,3 +120,19 @@ def test_labels_need_the_slurm_log(dataset: Path, store_dir: Path):
     with pytest.raises(InputFormatError, match="ingest them together"):
         ingest("supercloud", [dataset / "labelled_jobids.csv"], store_dir, workers=1)
     assert snapshot(store_dir) == {}
+
+
+def test_tables_and_sources_document_the_new_tables(capsys):
+    import json
+
+    assert main(["tables", "--format", "json"]) == 0
+    tables = {t["table"]: t for t in json.loads(capsys.readouterr().out)}
+    for name in ("function_invocations", "function_durations", "app_memory", "functions", "function_events",
+                 "cold_starts", "function_metrics", "hpc_jobs", "gpu_samples", "cpu_samples", "node_samples"):
+        assert tables[name]["columns"], name
+        assert all(c["description"] for c in tables[name]["columns"])
+    assert main(["sources", "--json"]) == 0
+    srcs = {s["id"]: s for s in json.loads(capsys.readouterr().out)}
+    for sid in ("azure-functions-2019", "azure-functions-2021", "huawei-2025", "huawei-2023", "supercloud"):
+        assert srcs[sid]["citation"] and srcs[sid]["paper"] and srcs[sid]["files"]
+        assert all(f["url"].startswith("https://") for f in srcs[sid]["files"])

@@ -156,7 +156,7 @@ def sources_cmd(
     """List the registered sources: files, hashes (pinned or not), licence and citation."""
     from dataclasses import asdict
 
-    from ..ingest import sources
+    from ..ingest.registry import sources  # `wattlas.ingest.sources` is also the subpackage
 
     srcs = sources()
     if as_json or fmt is OutputFormat.json:
