@@ -199,6 +199,8 @@ def diagnose(path: Path, layout: CsvLayout, display: str) -> InputFormatError | 
         con.close()
     if rej is not None:
         line, column, error_type, csv_line = rej
+        # DuckDB spells these "TOO MANY COLUMNS" (with spaces) in recent versions.
+        error_type = str(error_type).upper().replace(" ", "_")
         what = {
             "TOO_MANY_COLUMNS": f"has more than {len(layout.header)} fields",
             "MISSING_COLUMNS": f"has fewer than {len(layout.header)} fields",
