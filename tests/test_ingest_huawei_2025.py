@@ -120,3 +120,11 @@ def test_truncated_zip_and_unknown_folder(tmp_path: Path, store_dir: Path, zips:
     with pytest.raises(InputFormatError, match="cannot tell the metric"):
         ingest("huawei-2025", [odd], store_dir, workers=1)
     assert snapshot(store_dir) == {}
+
+
+def test_folder_and_header_must_agree(tmp_path: Path, store_dir: Path):
+    cold = fixture_bytes(S, "huawei2025_cold_start_R1_day_00.csv")
+    path = zip_file(tmp_path / "quantiles-R1.zip", {"R1/requests/day_00.csv": cold})
+    with pytest.raises(InputFormatError, match="sits in a quantiles folder or zip but has the header of a cold_start"):
+        ingest("huawei-2025", [path], store_dir, workers=1)
+    assert snapshot(store_dir) == {}

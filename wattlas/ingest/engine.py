@@ -320,6 +320,13 @@ class _Run:
     # ---------------------------------------------------------------- driver
     def execute(self, inputs: list[InputFile], workers: int | None) -> list[dict[str, Any]]:
         shutil.rmtree(self.extract_dir, ignore_errors=True)
+        try:
+            return self._execute(inputs, workers)
+        finally:
+            # Extracted members are transient; finished batches stay staged for a resume.
+            shutil.rmtree(self.extract_dir, ignore_errors=True)
+
+    def _execute(self, inputs: list[InputFile], workers: int | None) -> list[dict[str, Any]]:
         plain = [i for i in inputs if archive_format(i.path) is None]
         archives = [i for i in inputs if archive_format(i.path) is not None]
         items = [self._plain_item(i) for i in plain]
@@ -351,7 +358,6 @@ class _Run:
                 self._submit(batch)
             while self.inflight:
                 self._wait_one()
-        shutil.rmtree(self.extract_dir, ignore_errors=True)
         return self.results
 
     def _cancel(self) -> None:

@@ -239,9 +239,19 @@ def _display(logical: PurePosixPath) -> str:
     return "/".join(logical.parts[-3:])
 
 
+def _path_kind(logical: PurePosixPath) -> str | None:
+    """The kind a release folder (`cold_start/`, `quantiles/`, ...) or zip name says, if any."""
+    for part in reversed(logical.parts[:-1]):
+        for kind in KINDS:
+            if part == kind or (part.startswith(f"{kind}-") and part.endswith(".zip")):
+                return kind
+    return None
+
+
 def group(source_id: str, logical: PurePosixPath, path: Path) -> tuple[str, str]:
     display = _display(logical)
-    kind = kind_of(read_header_fields(path, display, allow_empty=True), display)
+    # The folder names the kind without opening the file (26k time series files per release).
+    kind = _path_kind(logical) or kind_of(read_header_fields(path, display, allow_empty=True), display)
     region = region_of(logical, kind, display)
     if kind == "quantiles":
         # Thousands of small daily files per region: one key, one name per metric folder and day.
@@ -258,6 +268,11 @@ def convert(source_id: str, path: Path, out_dir: Path, *, logical: PurePosixPath
     display = _display(logical)
     header = read_header_fields(path, display)
     kind = kind_of(header, display)
+    said = _path_kind(logical)
+    if said is not None and said != kind:
+        raise InputFormatError(
+            f"the file sits in a {said} folder or zip but has the header of a {kind} file", file=display, line=1
+        )
     region = region_of(logical, kind, display)
     if kind == "quantiles":
         return _quantiles(path, out_dir, display, header, region, *metric_of(logical, display))
