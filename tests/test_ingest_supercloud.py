@@ -136,3 +136,12 @@ def test_tables_and_sources_document_the_new_tables(capsys):
     for sid in ("azure-functions-2019", "azure-functions-2021", "huawei-2025", "huawei-2023", "supercloud"):
         assert srcs[sid]["citation"] and srcs[sid]["paper"] and srcs[sid]["files"]
         assert all(f["url"].startswith("https://") for f in srcs[sid]["files"])
+
+
+def test_gpu_sample_without_timestamp_is_an_error(dataset: Path, store_dir: Path):
+    bad = dataset / "gpu" / "0000" / GPU_A
+    bad.write_bytes(bad.read_bytes().replace(b"1614556860.200,", b"[N/A],"))
+    with pytest.raises(InputFormatError, match="needs its timestamp") as e:
+        ingest("supercloud", [dataset / "gpu"], store_dir, workers=1)
+    assert (e.value.file, e.value.line, e.value.column) == (f"0000/{GPU_A}", 3, "timestamp")
+    assert snapshot(store_dir) == {}

@@ -38,7 +38,7 @@ SOURCES = (
             "Zhang, Goiri, Chaudhry, Fonseca, Elnikety, Delimitrou, Bianchini. Faster and Cheaper "
             "Serverless Computing on Harvested Resources. SOSP 2021."
         ),
-        paper="https://dl.acm.org/doi/10.1145/3477132.3483580",
+        paper="https://www.microsoft.com/en-us/research/publication/faster-and-cheaper-serverless-computing-on-harvested-resources/",
         homepage="https://github.com/Azure/AzurePublicDataset/blob/master/AzureFunctionsInvocationTrace2021.md",
         description=(
             "Per-invocation end time and duration (seconds) of ~119 apps / ~424 functions over 14 days "
