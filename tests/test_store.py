@@ -131,16 +131,17 @@ def test_interrupted_multi_file_ingest_resumes(tmp_path, store_dir, monkeypatch)
     raw = tmp_path / "raw"
     write(raw, "BurstGPT_1.csv", BURSTGPT_1)
     write(raw, "BurstGPT_2.csv", BURSTGPT_1)
-    real = engine.run_task
+    real = engine.run_batch
     calls = []
 
-    def flaky(source_id, path, stage, fp):
-        calls.append(os.path.basename(path))
-        if path.endswith("BurstGPT_2.csv") and calls.count("BurstGPT_2.csv") == 1:
+    def flaky(source_id, items, stage, fp):
+        names = [os.path.basename(i["path"]) for i in items]
+        calls.extend(names)
+        if "BurstGPT_2.csv" in names and calls.count("BurstGPT_2.csv") == 1:
             raise KeyboardInterrupt
-        return real(source_id, path, stage, fp)
+        return real(source_id, items, stage, fp)
 
-    monkeypatch.setattr(engine, "run_task", flaky)
+    monkeypatch.setattr(engine, "run_batch", flaky)
     with pytest.raises(KeyboardInterrupt):
         ingest("burstgpt", [raw], store=store_dir, workers=1)
     assert Store(store_dir).sql("select count(*) from llm_requests").item() == 0

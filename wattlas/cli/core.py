@@ -52,19 +52,24 @@ def run_ingest(source_id: str, paths: list[Path] | None, store_path: Path | None
     store = open_store(store_path)
     with _progress() as progress:
         task = progress.add_task(source_id, total=None, rows="")
-        state = {"rows": 0, "files": 0, "total_files": 0}
+        state = {"rows": 0, "files": 0, "total_files": 0, "archives": 0}
 
         def on_event(kind: str, info: dict) -> None:
             if kind == "start":
                 state["total_files"] = info["files"]
+                state["archives"] = info.get("archives", 0)
                 progress.update(task, total=info["bytes"], completed=0)
             elif kind == "file_done":
                 state["rows"] += info["rows"]
-                state["files"] += 1
+                state["files"] += info.get("files", 1)
+                # Archive members are counted as they are found: no total is known up front.
+                total = "" if state["archives"] else f"/{state['total_files']}"
                 progress.update(
                     task, advance=info["bytes"],
-                    rows=f"{state['files']}/{state['total_files']} files, {state['rows']:,} rows",
+                    rows=f"{state['files']:,}{total} files, {state['rows']:,} rows",
                 )
+            elif kind == "progress":
+                progress.update(task, advance=info["bytes"])
 
         # Downloads draw their own bars in the same progress display.
         return ingest(source_id, paths or None, store, workers=workers, on_event=on_event,
@@ -91,6 +96,8 @@ def ingest_cmd(
     report = run_ingest(source_id, from_, store, workers)
     for table, rows in sorted(report.rows.items()):
         err.print(f"{table}: {rows:,} rows written")
+    for what, count in sorted(report.stats.items()):
+        err.print(f"{what}: {count:,}", highlight=False)
     if report.resumed_files:
         err.print(f"resumed {len(report.resumed_files)} file(s) finished by an interrupted run")
     err.print(f"{report.source}: {len(report.files)} file(s), {report.seconds:.2f} s")

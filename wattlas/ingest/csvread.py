@@ -38,6 +38,24 @@ def _ts(fmt: str, tz: str | None = None) -> Callable[[pl.Expr, bool], pl.Expr]:
     return parse
 
 
+def matching(regex: str, describe: str) -> RawType:
+    """A text column whose non-empty values must match ``regex`` (e.g. ``1=8,2=10010,4=1``).
+
+    Read strictly, a value that does not match fails the scan (so :func:`convert_csv` reports
+    its line and column) even in a nullable column, where a null would otherwise slip through.
+    """
+
+    def parse(e: pl.Expr, strict: bool = True) -> pl.Expr:
+        ok = e.str.contains(regex)
+        if not strict:
+            return pl.when(ok).then(e)
+        # A NUL-prefixed copy of a bad value can never parse as a number: the cast raises.
+        fail = pl.when(ok | e.is_null()).then(pl.lit("0")).otherwise(pl.lit("\0") + e).cast(pl.Int64, strict=True)
+        return pl.when(ok | e.is_null()).then(e).otherwise(fail.cast(pl.String))
+
+    return RawType(pl.String, describe, parse)
+
+
 INT = RawType(pl.Int64, "an integer")
 FLOAT = RawType(pl.Float64, "a number")
 STR = RawType(pl.String, "text")
@@ -121,16 +139,19 @@ def convert_csv(
     display: str,
     extra: Mapping[str, pl.Expr] | None = None,
     select: list[str],
+    row_index: str | None = "request_id",
 ) -> tuple[CsvLayout, int]:
     """Stream ``path`` through the matching layout into ``out_path``; return (layout, rows).
 
     ``extra`` adds constant or derived columns (e.g. the trace name); ``select`` is the
-    table's column order. Raises :class:`InputFormatError` naming file, line and column.
+    table's column order; ``row_index`` names a 0-based Int64 row number column (None: none).
+    Raises :class:`InputFormatError` naming file, line and column.
     """
     layout = match_layout(read_header(path, display), layouts, display)
     schema = {c: layout.raw_types[c].read_as for c in layout.header}
     lf = pl.scan_csv(path, schema=schema, has_header=True, raise_if_empty=True)
-    lf = lf.with_row_index("request_id").with_columns(pl.col("request_id").cast(pl.Int64))
+    if row_index:
+        lf = lf.with_row_index(row_index).with_columns(pl.col(row_index).cast(pl.Int64))
     exprs = []
     for norm, raw in layout.columns.items():
         parse = layout.raw_types[raw].parse
@@ -227,10 +248,17 @@ def _check_empty_cells(path: Path, layout: CsvLayout, out_path: Path, display: s
             stats = meta.row_group(rg).column(idx).statistics
             nulls += stats.null_count if stats is not None and stats.has_null_count else 0
         if nulls:
+            # The raw column, read as text, has an empty cell where the parsed one is null.
             row = (
-                pl.scan_parquet(out_path).select("request_id", norm)
-                .filter(pl.col(norm).is_null()).head(1).collect().item(0, 0)
+                pl.scan_csv(path, schema={c: pl.String for c in layout.header}, has_header=True)
+                .with_row_index("_row").filter(pl.col(raw).is_null()).select("_row").head(1).collect()
             )
+            if not row.height:  # a parse produced the null: say which value
+                raise diagnose(path, layout, display) or InputFormatError(
+                    f"a value could not be read (expected {layout.raw_types[raw].describe})",
+                    file=display, column=raw,
+                )
+            row = row.item(0, 0)
             out_path.unlink(missing_ok=True)
             raise InputFormatError(
                 f"empty value (expected {layout.raw_types[raw].describe})",

@@ -1,14 +1,40 @@
-"""Run a source's per-file conversions and commit them to the store in one transaction.
+"""Run a source's conversions and commit them to the store in one transaction.
 
-Each raw file is a pure task (raw file in, Parquet parts and a manifest row out) run in this
-process or in a process pool. Finished tasks are kept in the store's staging area with a
-``done.json`` written last, so an interrupted ingest resumes where it stopped; the rows become
-visible only at the final commit, which replaces the rows of the same files and nothing else.
+Inputs are plain files or archives (``.tar.xz``, ``.zip``, ``.rar``) whose members are read one
+at a time. Each raw data file (a plain file or an archive member) is an *item*; the source
+module may put several items under one store *key* (``group``), e.g. the ~1,200 GPU files of one
+Supercloud directory, so that the store holds a few large Parquet files instead of 120,000 tiny
+ones. Items of one key are converted in *batches* (up to :data:`BATCH_BYTES` / :data:`BATCH_FILES`),
+each batch a pure task run in this process or in a spawn process pool, writing one Parquet part
+per table. Finished batches are kept in the store's staging area with a ``done.json`` written
+last, so an interrupted ingest resumes where it stopped; the rows become visible only at the
+final commit, which replaces the rows of the same keys and nothing else.
+
+Source module protocol (``accepts`` and ``convert`` required, the rest optional):
+
+``accepts(source_id, path) -> bool``
+    Does a file (or archive member; ``path`` is then a ``PurePosixPath`` ending in the member
+    name) belong to the source.
+``convert(source_id, path, out_dir[, *, logical]) -> dict[table, list[Path]]``
+    One raw file in, Parquet parts out. ``logical`` (passed only if the function takes it) is
+    the item's logical path: the file's absolute path, or ``<archive path>/<member name>``.
+``convert_batch(source_id, items, out_dir) -> dict[table, list[Path]]``
+    Many raw files of one key at once (``items`` = list of ``(logical, path)``); used instead of
+    ``convert`` when defined.
+``group(source_id, logical, path) -> (key, name)``
+    The store key the item's rows go under and its name within that key (default: the file
+    name for both). Re-committing a key replaces all its rows, so an ingest that would commit a
+    key without some files the key was committed from before is refused.
+``reduce(source_id, key, parts, out_dir) -> dict[table, list[Path]]``
+    Turns the intermediate tables (names starting with ``_``) of a complete key into store
+    tables, e.g. to join a labels file into the jobs table.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import inspect
 import json
 import logging
 import multiprocessing
@@ -16,26 +42,37 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import Any
 
-from ..errors import WattlasError
+from ..errors import InputFormatError, WattlasError
 from ..store import Store, _safe_file_part
+from .archive import archive_format, copy_member, iter_members
+from .parts import collect_stats, merge_parts
 from .registry import Source, get_source, source_module
 
 log = logging.getLogger("wattlas.ingest")
 
+#: A process pool is started when an ingest has at least this many batches (or any archive).
 MANY_FILES = 4
+#: A batch holds items of one key up to this many bytes (a larger file is a batch of its own) ...
+BATCH_BYTES = 256 << 20
+#: ... and up to this many files.
+BATCH_FILES = 2000
 
 EventCallback = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass
 class IngestReport:
-    """What an ingest wrote: rows per table, files read (and reused from staging), seconds."""
+    """What an ingest wrote: rows per table, files read (and reused from staging), seconds.
+
+    ``stats`` holds the counters tasks reported (e.g. ``[N/A]`` cells read as null).
+    """
 
     source: str
     rows: dict[str, int] = field(default_factory=dict)
@@ -43,12 +80,33 @@ class IngestReport:
     resumed_files: list[str] = field(default_factory=list)
     bytes_read: int = 0
     seconds: float = 0.0
+    stats: dict[str, int] = field(default_factory=dict)
+    items: int = 0
 
 
 @dataclass(frozen=True)
 class InputFile:
+    """A raw file as given on the command line or found in a ``--from`` directory."""
+
     key: str
     path: Path
+
+
+@dataclass
+class Item:
+    """One raw data file: a plain file, or an archive member extracted to ``path``."""
+
+    name: str
+    key: str
+    logical: str
+    path: str
+    size_bytes: int
+    fingerprint: str
+    input_path: str
+    sha256: str | None = None
+    archive: str | None = None
+    extracted: bool = False
+    progress_bytes: int = 0
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
@@ -73,7 +131,7 @@ def resolve_inputs(source: Source, paths: Sequence[str | os.PathLike[str]]) -> l
         if p.is_dir():
             hits = sorted(f for f in p.rglob("*") if f.is_file() and module.accepts(source.id, f))
             if not hits:
-                names = ", ".join(f.name for f in source.files) or "see `wattlas sources`"
+                names = ", ".join(f.name for f in source.files[:6]) or "see `wattlas sources`"
                 raise WattlasError(
                     f"{p} holds no files of source {source.id!r} (expected names like {names})"
                 )
@@ -82,12 +140,8 @@ def resolve_inputs(source: Source, paths: Sequence[str | os.PathLike[str]]) -> l
             found.append(p)
         else:
             raise WattlasError(f"--from {p}: no such file or directory")
-    inputs = [InputFile(p.name, p) for p in found]
-    keys = [i.key for i in inputs]
-    dupes = sorted({k for k in keys if keys.count(k) > 1})
-    if dupes:
-        raise WattlasError(f"two input files share the name(s) {dupes}; pass only one of each")
-    return inputs
+    unique = list(dict.fromkeys(f.resolve() for f in found))
+    return [InputFile(p.name, p) for p in unique]
 
 
 def download_inputs(source: Source, store: Store, progress: Any = None) -> list[InputFile]:
@@ -104,29 +158,80 @@ def download_inputs(source: Source, store: Store, progress: Any = None) -> list[
     return out
 
 
-def run_task(source_id: str, path: str, stage_dir: str, fingerprint: str) -> dict[str, Any]:
-    """Convert one raw file into ``stage_dir``; a pure task, safe to run in another process."""
+# ------------------------------------------------------------------ tasks (run in any process)
+def _init_worker(threads: int) -> None:
+    # Each worker runs multi-threaded polars/DuckDB: cap their pools so N workers share the cores.
+    os.environ.setdefault("POLARS_MAX_THREADS", str(threads))
+    os.environ.setdefault("WATTLAS_THREADS", str(threads))
+
+
+def _call_convert(module: ModuleType, source_id: str, item: dict[str, Any], out: Path) -> dict[str, list[Path]]:
+    fn = module.convert
+    if "logical" in inspect.signature(fn).parameters:
+        return fn(source_id, Path(item["path"]), out, logical=PurePosixPath(item["logical"]))
+    return fn(source_id, Path(item["path"]), out)
+
+
+def _convert_items(
+    module: ModuleType, source_id: str, items: list[dict[str, Any]], stage: Path
+) -> tuple[dict[str, list[Path]], list[dict[str, int]]]:
+    """Parts per table and rows per table of each item."""
+    import pyarrow.parquet as pq
+
+    if hasattr(module, "convert_batch"):
+        pairs = [(PurePosixPath(i["logical"]), Path(i["path"])) for i in items]
+        parts, item_rows = module.convert_batch(source_id, pairs, stage)
+        if len(item_rows) != len(items):
+            raise RuntimeError(
+                f"{module.__name__}.convert_batch returned rows of {len(item_rows)} of {len(items)} files"
+            )
+        return parts, item_rows
+    parts: dict[str, list[Path]] = {}
+    item_rows = []
+    for n, item in enumerate(items):
+        out = stage / f"{n:05d}"
+        out.mkdir()
+        rows: dict[str, int] = {}
+        for table, ps in _call_convert(module, source_id, item, out).items():
+            parts.setdefault(table, []).extend(ps)
+            rows[table] = sum(pq.ParquetFile(p).metadata.num_rows for p in ps)
+        item_rows.append(rows)
+    return parts, item_rows
+
+
+def run_batch(source_id: str, items: list[dict[str, Any]], stage_dir: str, fingerprint: str) -> dict[str, Any]:
+    """Convert one batch of raw files into ``stage_dir``; a pure task, safe in another process."""
+    import pyarrow.parquet as pq
+
     stage = Path(stage_dir)
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     module = source_module(source_id)
-    with ThreadPoolExecutor(1) as pool:
-        # Hashing runs beside the conversion: both stream the file, hashlib releases the GIL.
-        digest: Future[str] = pool.submit(sha256_file, Path(path))
-        try:
-            parts = module.convert(source_id, Path(path), stage)
-        except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
-            raise
-        sha = digest.result()
-    import pyarrow.parquet as pq
-
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            # Hashing runs beside the conversion: both stream the files, hashlib releases the GIL.
+            digests: Future[list[str]] = pool.submit(
+                lambda: [i["sha256"] or sha256_file(Path(i["path"])) for i in items]
+            )
+            parts, item_rows = _convert_items(module, source_id, items, stage)
+            shas = digests.result()
+        parts = {
+            t: [merge_parts(ps, stage / f"merged-{t}.parquet")] if len(ps) > 1 else list(ps)
+            for t, ps in parts.items()
+        }
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    finally:
+        for item in items:
+            if item["extracted"]:
+                Path(item["path"]).unlink(missing_ok=True)
     result = {
         "fingerprint": fingerprint,
-        "sha256": sha,
-        "size_bytes": Path(path).stat().st_size,
+        "items": [{**i, "sha256": s, "rows": r} for i, s, r in zip(items, shas, item_rows, strict=True)],
         "parts": {t: [str(Path(p).relative_to(stage)) for p in ps] for t, ps in parts.items()},
         "rows": {t: sum(pq.ParquetFile(p).metadata.num_rows for p in ps) for t, ps in parts.items()},
+        "stats": collect_stats(stage),
     }
     tmp = stage / "done.json.tmp"
     tmp.write_text(json.dumps(result))
@@ -142,6 +247,7 @@ def _staged(stage: Path, fingerprint: str) -> dict[str, Any] | None:
     return done if done.get("fingerprint") == fingerprint else None
 
 
+# ------------------------------------------------------------------ the ingest
 def ingest(
     source_id: str,
     paths: Sequence[str | os.PathLike[str]] | None = None,
@@ -151,10 +257,12 @@ def ingest(
     on_event: EventCallback | None = None,
     progress: Any = None,
 ) -> IngestReport:
-    """Ingest ``source_id`` from local ``paths`` (files or directories) or by downloading.
+    """Ingest ``source_id`` from local ``paths`` (files, archives or directories) or by downloading.
 
     Returns an :class:`IngestReport`. Raises :class:`~wattlas.errors.InputFormatError` (file,
-    line, column) on malformed input, in which case the store's tables are unchanged.
+    line, column) on malformed input, in which case the store's tables are unchanged. Events
+    for a progress display go to ``on_event(kind, info)``: ``start`` (files, bytes, archives),
+    ``file_done`` (files, rows, bytes, resumed) and ``progress`` (bytes).
 
     Examples
     --------
@@ -173,86 +281,297 @@ def ingest(
         inputs = download_inputs(source, store, progress)
     report = IngestReport(source.id, files=[i.key for i in inputs])
     report.bytes_read = sum(i.path.stat().st_size for i in inputs)
-    emit("start", {"files": len(inputs), "bytes": report.bytes_read})
+    n_archives = sum(archive_format(i.path) is not None for i in inputs)
+    emit("start", {"files": len(inputs) - n_archives, "bytes": report.bytes_read, "archives": n_archives})
     staging = store.staging_dir(source.id)
     with store.transaction(source.id) as tx:
-        results = _run_all(source.id, inputs, staging, workers, emit, report)
-        for item in inputs:
-            _put_results(tx, item, staging / _safe_file_part(item.key), results[item.key], report)
+        run = _Run(source.id, staging, emit, report)
+        results = run.execute(inputs, workers)
+        keys = _by_key(results)
+        _check_groups(store, source.id, keys)
+        module = source_module(source.id)
+        for key, batches in keys.items():
+            parts = _key_parts(module, source.id, key, batches, staging)
+            _put_key(tx, key, parts, batches, report, run.archive_shas)
     shutil.rmtree(staging, ignore_errors=True)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _run_all(
-    source_id: str,
-    inputs: list[InputFile],
-    staging: Path,
-    workers: int | None,
-    emit: EventCallback,
-    report: IngestReport,
-) -> dict[str, dict[str, Any]]:
-    results: dict[str, dict[str, Any]] = {}
-    pending = []
-    for item in inputs:
-        fp = _fingerprint(item.path)
-        done = _staged(staging / _safe_file_part(item.key), fp)
+class _Run:
+    """Plans batches, runs them (inline or in a pool), and collects their results."""
+
+    def __init__(self, source_id: str, staging: Path, emit: EventCallback, report: IngestReport):
+        self.source_id = source_id
+        self.module = source_module(source_id)
+        self.staging = staging
+        self.emit = emit
+        self.report = report
+        self.results: list[dict[str, Any]] = []
+        self.archive_shas: dict[str, str] = {}
+        self.pool: ProcessPoolExecutor | None = None
+        self.max_inflight = 1
+        self.inflight: dict[Future[dict[str, Any]], list[Item]] = {}
+        self.open: dict[str, list[Item]] = {}
+        self.seen: dict[tuple[str, str], str] = {}
+        self.extract_dir = staging / "_in"
+        self._n_extracted = 0
+
+    # ---------------------------------------------------------------- driver
+    def execute(self, inputs: list[InputFile], workers: int | None) -> list[dict[str, Any]]:
+        shutil.rmtree(self.extract_dir, ignore_errors=True)
+        try:
+            return self._execute(inputs, workers)
+        finally:
+            # Extracted members are transient; finished batches stay staged for a resume.
+            shutil.rmtree(self.extract_dir, ignore_errors=True)
+
+    def _execute(self, inputs: list[InputFile], workers: int | None) -> list[dict[str, Any]]:
+        plain = [i for i in inputs if archive_format(i.path) is None]
+        archives = [i for i in inputs if archive_format(i.path) is not None]
+        items = [self._plain_item(i) for i in plain]
+        # Plan the plain files first: their batch count decides whether a pool pays off.
+        planned: list[list[Item]] = []
+        for item in items:
+            planned += self._add(item)
+        planned += self._flush_all()
+        if workers is None:
+            # Polars and DuckDB already use every core on one batch; processes pay off for many.
+            many = len(planned) + (MANY_FILES if archives else 0) >= MANY_FILES
+            workers = (os.cpu_count() or 1) if many else 1
+        workers = max(1, workers)
+        with contextlib.ExitStack() as stack:
+            if workers > 1:
+                ctx = multiprocessing.get_context("spawn")
+                threads = max(1, (os.cpu_count() or 1) // workers)
+                # spawn, not fork: polars and DuckDB keep thread pools that a fork would copy mid-state.
+                self.pool = stack.enter_context(
+                    ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,))
+                )
+                stack.callback(self._cancel)
+                self.max_inflight = workers + 1
+            for batch in planned:
+                self._submit(batch)
+            for archive in archives:
+                self._stream_archive(archive)
+            for batch in self._flush_all():
+                self._submit(batch)
+            while self.inflight:
+                self._wait_one()
+        return self.results
+
+    def _cancel(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    # ---------------------------------------------------------------- items
+    def _group(self, logical: PurePosixPath, path: Path) -> tuple[str, str]:
+        fn = getattr(self.module, "group", None)
+        return fn(self.source_id, logical, path) if fn else (logical.name, logical.name)
+
+    def _plain_item(self, inp: InputFile) -> Item:
+        path = inp.path.resolve()
+        logical = PurePosixPath(path.as_posix())
+        key, name = self._group(logical, path)
+        size = path.stat().st_size
+        return Item(name, key, str(logical), str(path), size, _fingerprint(path), str(path),
+                    progress_bytes=size)
+
+    def _stream_archive(self, inp: InputFile) -> None:
+        path = inp.path.resolve()
+        archive_fp = _fingerprint(path)
+        # The archive's own checksum, for the manifest, computed beside the extraction.
+        with ThreadPoolExecutor(1) as hasher:
+            sha = hasher.submit(sha256_file, path)
+            self.extract_dir.mkdir(parents=True, exist_ok=True)
+            last_pos = 0
+            n_members = 0
+            for member in iter_members(path, inp.key):
+                logical = PurePosixPath(path.as_posix()) / member.name
+                if not self.module.accepts(self.source_id, logical):
+                    log.debug("%s: skipping member %s (not part of %s)", inp.key, member.name, self.source_id)
+                    continue
+                n_members += 1
+                self._n_extracted += 1
+                dest = self.extract_dir / f"{self._n_extracted:07d}-{_safe_file_part(PurePosixPath(member.name).name)}"
+                # Wait for a free slot first, so extracted-but-unconverted data stays bounded.
+                self._throttle()
+                size, member_sha = copy_member(member, dest)
+                key, name = self._group(logical, dest)
+                pos = member.archive_pos if member.archive_pos is not None else last_pos
+                item = Item(
+                    name, key, str(logical), str(dest), size,
+                    f"{archive_fp}:{member.name}:{size}", f"{path}:{member.name}",
+                    sha256=member_sha, archive=inp.key, extracted=True,
+                    progress_bytes=max(0, min(pos, path.stat().st_size) - last_pos),
+                )
+                last_pos = max(last_pos, pos)
+                for batch in self._add(item):
+                    self._submit(batch)
+            if n_members == 0:
+                raise InputFormatError(
+                    f"the archive holds no files of source {self.source_id!r}", file=inp.key
+                )
+            self.archive_shas[inp.key] = sha.result()
+        remainder = path.stat().st_size - last_pos
+        if remainder > 0:
+            self.emit("progress", {"bytes": remainder})
+
+    def _add(self, item: Item) -> list[list[Item]]:
+        """Add ``item`` to its key's open batch; return the batches that are now full."""
+        prev = self.seen.get((item.key, item.name))
+        if prev is not None:
+            raise WattlasError(
+                f"two raw files map to {item.name!r} in {self.source_id} key {item.key!r}: {prev} and "
+                f"{item.input_path}; pass only one of them (an archive and its extracted files, or "
+                "two copies of a file, cannot be ingested together)"
+            )
+        self.seen[(item.key, item.name)] = item.input_path
+        out = []
+        batch = self.open.setdefault(item.key, [])
+        size = sum(i.size_bytes for i in batch)
+        if batch and (size + item.size_bytes > BATCH_BYTES or len(batch) >= BATCH_FILES):
+            out.append(self.open.pop(item.key))
+            batch = self.open.setdefault(item.key, [])
+        batch.append(item)
+        return out
+
+    def _flush_all(self) -> list[list[Item]]:
+        out = [b for b in self.open.values() if b]
+        self.open = {}
+        return out
+
+    # ---------------------------------------------------------------- execution
+    def _batch_stage(self, batch: list[Item]) -> tuple[Path, str]:
+        key = batch[0].key
+        ident = hashlib.sha1("\0".join([key, *(i.name for i in batch)]).encode()).hexdigest()[:12]
+        fp = hashlib.sha1("\n".join(i.fingerprint for i in batch).encode()).hexdigest()
+        return self.staging / f"b-{_safe_file_part(key)[:40]}-{ident}", fp
+
+    def _submit(self, batch: list[Item]) -> None:
+        stage, fp = self._batch_stage(batch)
+        done = _staged(stage, fp)
         if done is not None:
-            results[item.key] = done
-            report.resumed_files.append(item.key)
-            emit("file_done", {"key": item.key, "rows": sum(done["rows"].values()),
-                               "bytes": done["size_bytes"], "resumed": True})
-        else:
-            pending.append((item, fp))
-    if workers is None:
-        # Polars already uses every core on one file; processes pay off for many files.
-        workers = (os.cpu_count() or 1) if len(pending) >= MANY_FILES else 1
-    n_workers = min(workers, len(pending))
-    if n_workers <= 1:
-        for item, fp in pending:
-            res = run_task(source_id, str(item.path), str(staging / _safe_file_part(item.key)), fp)
-            results[item.key] = res
-            emit("file_done", {"key": item.key, "rows": sum(res["rows"].values()),
-                               "bytes": res["size_bytes"], "resumed": False})
-        return results
-    # spawn, not fork: polars and DuckDB keep thread pools that a fork would copy mid-state.
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
-        futures = {
-            pool.submit(run_task, source_id, str(item.path),
-                        str(staging / _safe_file_part(item.key)), fp): item
-            for item, fp in pending
-        }
-        for fut in as_completed(futures):
-            item = futures[fut]
-            res = fut.result()
-            results[item.key] = res
-            emit("file_done", {"key": item.key, "rows": sum(res["rows"].values()),
-                               "bytes": res["size_bytes"], "resumed": False})
-    return results
+            for item in batch:
+                if item.extracted:
+                    Path(item.path).unlink(missing_ok=True)
+            self._finish(batch, stage, done, resumed=True)
+            return
+        args = (self.source_id, [asdict(i) for i in batch], str(stage), fp)
+        if self.pool is None:
+            self._finish(batch, stage, run_batch(*args), resumed=False)
+            return
+        self._throttle()
+        self.inflight[self.pool.submit(run_batch, *args)] = batch
+
+    def _throttle(self) -> None:
+        while self.pool is not None and len(self.inflight) >= self.max_inflight:
+            self._wait_one()
+
+    def _wait_one(self) -> None:
+        done, _ = wait(list(self.inflight), return_when=FIRST_COMPLETED)
+        for fut in done:
+            batch = self.inflight.pop(fut)
+            stage, _ = self._batch_stage(batch)
+            self._finish(batch, stage, fut.result(), resumed=False)
+
+    def _finish(self, batch: list[Item], stage: Path, result: dict[str, Any], *, resumed: bool) -> None:
+        result = {**result, "stage": str(stage), "key": batch[0].key}
+        self.results.append(result)
+        if resumed:
+            self.report.resumed_files += [i.name for i in batch]
+        self.report.items += len(batch)
+        for k, v in result.get("stats", {}).items():
+            self.report.stats[k] = self.report.stats.get(k, 0) + v
+        self.emit("file_done", {
+            "key": batch[0].key, "files": len(batch),
+            "rows": sum(n for t, n in result["rows"].items() if not t.startswith("_")),
+            "bytes": sum(i.progress_bytes for i in batch), "resumed": resumed,
+        })
 
 
-def _put_results(tx, item: InputFile, stage: Path, result: dict[str, Any], report: IngestReport) -> None:
+def _by_key(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    keys: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        keys.setdefault(r["key"], []).append(r)
+    for batches in keys.values():
+        # Deterministic part order whatever order the pool finished in.
+        batches.sort(key=lambda r: [i["name"] for i in r["items"]])
+    return dict(sorted(keys.items()))
+
+
+def _check_groups(store: Store, source_id: str, keys: dict[str, list[dict[str, Any]]]) -> None:
+    """Refuse to re-commit a key without files it was committed from (that would lose their rows)."""
+    import pyarrow.parquet as pq
+
+    committed = store.catalog()["tables"].get("ingest_manifest", {}).get(source_id, {})
+    for key, batches in keys.items():
+        entry = committed.get(key)
+        if not entry:
+            continue
+        before: set[str] = set()
+        for f in entry["files"]:
+            before |= set(pq.read_table(store.tables_dir / "ingest_manifest" / f, columns=["input_name"])
+                          .column("input_name").to_pylist())
+        now = {i["name"] for r in batches for i in r["items"]}
+        missing = sorted(before - now)
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise WattlasError(
+                f"{source_id}: the store's rows under {key!r} came from {len(before)} file(s), and this "
+                f"ingest lacks {len(missing)} of them ({shown}). Committing would drop their rows: pass "
+                "all files of that group again (the whole directory or archive)."
+            )
+
+
+def _key_parts(
+    module: ModuleType, source_id: str, key: str, batches: list[dict[str, Any]], staging: Path
+) -> dict[str, list[Path]]:
+    parts: dict[str, list[Path]] = {}
+    for r in batches:
+        for table, ps in r["parts"].items():
+            parts.setdefault(table, []).extend(Path(r["stage"]) / p for p in ps)
+    inter = {t: ps for t, ps in parts.items() if t.startswith("_")}
+    if not inter:
+        return parts
+    reduce = getattr(module, "reduce", None)
+    if reduce is None:
+        raise WattlasError(f"source {source_id!r} wrote intermediate tables {sorted(inter)} but has no reduce()")
+    out_dir = staging / "_reduce" / _safe_file_part(key)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    final = {t: ps for t, ps in parts.items() if not t.startswith("_")}
+    for table, ps in reduce(source_id, key, inter, out_dir).items():
+        final.setdefault(table, []).extend(ps)
+    return final
+
+
+def _put_key(tx, key: str, parts: dict[str, list[Path]], batches: list[dict[str, Any]],
+             report: IngestReport, archive_shas: dict[str, str]) -> None:
     import pyarrow as pa
 
     from .. import __version__
 
-    for table, parts in result["parts"].items():
-        for part in parts:
-            tx.put(table, item.key, stage / part)
-        report.rows[table] = report.rows.get(table, 0) + result["rows"][table]
+    for table, ps in sorted(parts.items()):
+        for part in ps:
+            n = tx.put(table, key, part)
+            report.rows[table] = report.rows.get(table, 0) + n
+    items = [i for r in batches for i in r["items"]]
     manifest = pa.table({
-        "input_name": [item.key],
-        "input_path": [str(item.path.resolve())],
-        "size_bytes": [result["size_bytes"]],
-        "sha256": [result["sha256"]],
-        "tables": [json.dumps(result["rows"], sort_keys=True)],
-        "rows": [sum(result["rows"].values())],
-        "ingested_at": pa.array([datetime.now(UTC)], pa.timestamp("us", tz="UTC")),
-        "wattlas_version": [__version__],
+        "input_name": [i["name"] for i in items],
+        "input_key": [key] * len(items),
+        "input_path": [i["input_path"] for i in items],
+        "archive_name": [i["archive"] for i in items],
+        "archive_sha256": [archive_shas.get(i["archive"]) if i["archive"] else None for i in items],
+        "size_bytes": [i["size_bytes"] for i in items],
+        "sha256": [i["sha256"] for i in items],
+        "tables": [json.dumps(i["rows"], sort_keys=True) for i in items],
+        "rows": [sum(n for t, n in i["rows"].items() if not t.startswith("_")) for i in items],
+        "ingested_at": pa.array([datetime.now(UTC)] * len(items), pa.timestamp("us", tz="UTC")),
+        "wattlas_version": [__version__] * len(items),
     })
-    tx.put("ingest_manifest", item.key, manifest)
-    report.rows["ingest_manifest"] = report.rows.get("ingest_manifest", 0) + 1
+    tx.put("ingest_manifest", key, manifest)
+    report.rows["ingest_manifest"] = report.rows.get("ingest_manifest", 0) + len(items)
 
 
 def _warn_unofficial(source: Source, inputs: list[InputFile]) -> None:

@@ -1,0 +1,144 @@
+"""Small helpers that conversion tasks share: counters for the ingest summary, part merging.
+
+A task reports counts the user should see (``[N/A]`` cells read as null, rows skipped, ...) by
+calling :func:`record_stats` on its output directory; the engine adds them up over all tasks
+into :attr:`wattlas.ingest.IngestReport.stats`, which ``wattlas ingest`` prints.
+
+Examples
+--------
+>>> import tempfile
+>>> d = Path(tempfile.mkdtemp())
+>>> record_stats(d, {"gpu_samples: '[N/A]' cells read as null": 3})
+>>> record_stats(d, {"gpu_samples: '[N/A]' cells read as null": 2})
+>>> read_stats(d)
+{"gpu_samples: '[N/A]' cells read as null": 5}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+STATS_FILE = "stats.json"
+ROW_GROUP = 1 << 20
+
+
+def record_stats(out_dir: Path, counters: Mapping[str, int]) -> None:
+    """Add ``counters`` to the task's ``stats.json`` in ``out_dir`` (zero counts are dropped)."""
+    current = read_stats(out_dir)
+    for k, v in counters.items():
+        if v:
+            current[k] = current.get(k, 0) + int(v)
+    if current:
+        tmp = out_dir / f".{STATS_FILE}.tmp"
+        tmp.write_text(json.dumps(current, sort_keys=True))
+        os.replace(tmp, out_dir / STATS_FILE)
+
+
+def read_stats(out_dir: Path) -> dict[str, int]:
+    """The counters recorded in ``out_dir`` (empty when none)."""
+    try:
+        return json.loads((out_dir / STATS_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def collect_stats(root: Path) -> dict[str, int]:
+    """Sum every ``stats.json`` under ``root``."""
+    out: dict[str, int] = {}
+    for f in sorted(root.rglob(STATS_FILE)):
+        for k, v in read_stats(f.parent).items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def merge_parts(parts: list[Path], out: Path) -> Path:
+    """Concatenate Parquet ``parts`` (same columns) into ``out`` in order, streamed; remove them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(parts[0])
+    pending: list[pa.Table] = []
+    rows = 0
+    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        for p in parts:
+            pf = pq.ParquetFile(p)
+            for i in range(pf.num_row_groups):
+                t = pf.read_row_group(i).cast(schema)
+                pending.append(t)
+                rows += t.num_rows
+                # Tiny parts would become tiny row groups: buffer up to ROW_GROUP rows.
+                if rows >= ROW_GROUP:
+                    writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP)
+                    pending, rows = [], 0
+        if pending:
+            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP)
+    for p in parts:
+        if p != out:
+            p.unlink(missing_ok=True)
+    return out
+
+
+def polars_type(name: str):
+    """The polars dtype for a schema type name (see :data:`wattlas.schemas.TYPE_NAMES`)."""
+    import polars as pl
+
+    return {
+        "string": pl.String, "bool": pl.Boolean, "int32": pl.Int32, "int64": pl.Int64,
+        "float32": pl.Float32, "float64": pl.Float64, "timestamp[us]": pl.Datetime("us"),
+        "timestamp[us, UTC]": pl.Datetime("us", "UTC"), "date": pl.Date,
+    }[name]
+
+
+def select_table(lf, table: str, **values):
+    """``lf`` reduced to ``table``'s columns in order and declared types.
+
+    Keyword arguments give expressions for columns (by name); every other declared column is
+    taken from ``lf`` if it has it, else null.
+    """
+    import polars as pl
+
+    from ..schemas import get_table
+
+    have = set(lf.collect_schema().names())
+    exprs = []
+    for c in get_table(table).columns:
+        t = polars_type(c.type)
+        if c.name in values:
+            e = values[c.name]
+            e = e if isinstance(e, pl.Expr) else pl.lit(e)
+        elif c.name in have:
+            e = pl.col(c.name)
+        else:
+            e = pl.lit(None)
+        exprs.append(e.cast(t).alias(c.name))
+    return lf.select(exprs)
+
+
+def sink_table(lf, table: str, out: Path, **values) -> Path:
+    """Write ``lf`` as a part of ``table`` (see :func:`select_table`) to ``out``; return ``out``."""
+    select_table(lf, table, **values).sink_parquet(out, compression="zstd", statistics=True)
+    return out
+
+
+def null_columns(table: str, *, have: set[str] | frozenset[str] = frozenset()):
+    """``{column: typed null}`` for every column of ``table`` not in ``have`` (for ``convert_csv`` extras)."""
+    import polars as pl
+
+    from ..schemas import get_table
+
+    return {c.name: pl.lit(None, polars_type(c.type)) for c in get_table(table).columns if c.name not in have}
+
+
+def cast_table(lf, table: str):
+    """``lf`` with each column of ``table`` it has cast to the declared type (others untouched)."""
+    import polars as pl
+
+    from ..schemas import get_table
+
+    have = set(lf.collect_schema().names())
+    return lf.with_columns(
+        pl.col(c.name).cast(polars_type(c.type)) for c in get_table(table).columns if c.name in have
+    )

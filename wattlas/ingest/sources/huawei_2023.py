@@ -1,0 +1,169 @@
+"""Huawei serverless traces 2023 (How Does It Function?, SoCC'23): Huawei Private and Public.
+
+One zip per metric, each a folder of daily wide CSVs ``day,time,<function>...`` (Private: 200
+functions, 141 of 235 days, per-minute and per-second; Public: 5,093 functions, 26 days,
+per-minute requests). The folder name carries the metric and bin (``requests_minute``,
+``function_delay_second``, ...). Requests go to ``function_invocations`` (non-zero bins only);
+every other metric to ``function_metrics``. An empty cell means the function had no activity in
+that bin and is not stored. Times are seconds since 00:00 of day 0.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+
+import polars as pl
+
+from ...errors import InputFormatError
+from ..parts import select_table
+from ..registry import Source, SourceFile
+from ..wide import locate_bad_cell, read_header_fields, wide_frames
+
+OBS = "https://sir-dataset.obs.cn-east-3.myhuaweicloud.com/datasets"
+PRIVATE_METRICS = (
+    "requests_minute", "requests_second", "function_delay_minute", "function_delay_second",
+    "platform_delay_minute", "platform_delay_second", "cpu_usage_minute", "memory_usage_minute",
+    "cpu_limit_minute", "memory_limit_minute", "instances_minute",
+)
+
+SOURCES = (
+    Source(
+        id="huawei-2023",
+        title="Huawei serverless traces 2023: Private (200 functions, 141 days) and Public (5,093 functions, 26 days)",
+        tables=("function_invocations", "function_metrics"),
+        files=(
+            *(SourceFile(f"{m}.zip", f"{OBS}/private_dataset/{m}.zip") for m in PRIVATE_METRICS),
+            SourceFile("public_dataset.zip", f"{OBS}/public_dataset/public_dataset.zip"),
+        ),
+        licence="CC-BY-4.0",
+        citation=(
+            "Joosen, Hassan, Asenov, Singh, Darlow, Wang, Barker. How Does It Function? Characterizing "
+            "Long-term Trends in Production Serverless Workloads. ACM SoCC 2023. doi:10.1145/3620678.3624783"
+        ),
+        paper="https://arxiv.org/abs/2312.10127",
+        homepage="https://github.com/sir-lab/data-release/blob/main/README_data_release_2023.md",
+        description=(
+            "Per-minute (and per-second for requests and delays) requests, function and platform delay, "
+            "CPU/memory usage (fractions of the limit), limits and instances per function."
+        ),
+        notes=(
+            "URLs are the README's Huawei OBS links; the current README links the same zips on Google Drive.",
+            "No sizes or hashes are published; they are recorded on first download.",
+        ),
+    ),
+)
+
+_METRIC = re.compile(
+    r"^(?P<metric>requests|function_delay|platform_delay|cpu_usage|memory_usage|cpu_limit|memory_limit|instances)"
+    r"_(?P<bin>minute|second)$"
+)
+_DAY = re.compile(r"^day_(\d+)\.csv$")
+_ZIP = re.compile(r"^(?:(?:requests|function_delay|platform_delay|cpu_usage|memory_usage|cpu_limit|memory_limit"
+                  r"|instances)_(?:minute|second)|public_dataset|private_dataset)\.zip$")
+_INDEX = ("", "Unnamed: 0")
+# Units: usage is a 0-1 fraction of the limit (the README's "percentage" notwithstanding); delays: not stated.
+UNITS = {"function_delay": None, "platform_delay": None, "cpu_usage": "fraction", "memory_usage": "fraction",
+         "cpu_limit": "cores", "memory_limit": "MB", "instances": "count"}
+
+
+def accepts(source_id: str, path: Path | PurePosixPath) -> bool:
+    if _ZIP.match(path.name):
+        return True
+    return bool(_DAY.match(path.name)) and bool(_METRIC.match(PurePosixPath(str(path)).parent.name))
+
+
+def trace_of(logical: PurePosixPath) -> str:
+    parts = logical.parts
+    for p in reversed(parts):
+        if p in ("private_dataset", "public_dataset.zip", "public_dataset"):
+            return "private" if p == "private_dataset" else "public"
+    # File names: 3-digit days in Huawei Private (day_000), 2-digit in Huawei Public (day_00).
+    m = _DAY.match(logical.name)
+    return "private" if m and len(m.group(1)) == 3 else "public"
+
+
+def metric_of(logical: PurePosixPath, display: str) -> tuple[str, int]:
+    m = _METRIC.match(logical.parent.name)
+    if not m:
+        raise InputFormatError(
+            f"cannot tell the metric: the file must sit in its metric folder (requests_minute, "
+            f"cpu_usage_minute, ...), not {logical.parent.name!r}", file=display,
+        )
+    return m.group("metric"), 60 if m.group("bin") == "minute" else 1
+
+
+def _display(logical: PurePosixPath) -> str:
+    for i, part in enumerate(logical.parts):
+        if part.endswith(".zip"):
+            return f"{part}:{'/'.join(logical.parts[i + 1:])}"
+    return "/".join(logical.parts[-2:])
+
+
+def group(source_id: str, logical: PurePosixPath, path: Path) -> tuple[str, str]:
+    # One key per trace and metric folder: 141 daily files become a few large Parquet parts.
+    return f"{trace_of(logical)}-{logical.parent.name}", logical.name
+
+
+def convert(source_id: str, path: Path, out_dir: Path, *, logical: PurePosixPath) -> dict[str, list[Path]]:
+    display = _display(logical)
+    metric, bin_s = metric_of(logical, display)
+    trace = trace_of(logical)
+    header = read_header_fields(path, display)
+    skip = frozenset(header[:1]) if header[0] in _INDEX else frozenset()
+    if [h for h in header if h not in skip][:2] != ["day", "time"]:
+        raise InputFormatError(
+            f"unexpected header starting {','.join(header[:4])!r}; expected day,time,0,1,...", file=display, line=1
+        )
+    # Int columns in one file, floats (6.0) in another: read every number as float.
+    long, _ = wide_frames(
+        path, ids={"day": pl.Float64, "time": pl.Float64}, value_type=pl.Float64, header=header, skip=skip,
+        keep=(lambda v: v.is_not_null() & v.is_not_nan() & (v != 0)) if metric == "requests"
+        else (lambda v: v.is_not_null() & v.is_not_nan()),
+    )
+    common = {
+        "trace": trace, "function_id": pl.col("_col"), "day_index": pl.col("day").cast(pl.Int32, strict=True),
+        "time_s": pl.col("time").cast(pl.Int64, strict=True), "bin_s": bin_s,
+    }
+    if metric == "requests":
+        table = "function_invocations"
+        # A count must be whole: a fraction becomes null here and is reported below.
+        lf = select_table(long, table, **common, invocations=pl.when(pl.col("_value") == pl.col("_value").floor())
+                          .then(pl.col("_value")))
+    else:
+        table = "function_metrics"
+        lf = select_table(long, table, **common, metric=metric, stat="value", value=pl.col("_value"),
+                          unit=UNITS[metric])
+    out = out_dir / f"{table}.parquet"
+    types = {c: pl.Float64 for c in header if c not in skip}
+    try:
+        lf.sink_parquet(out, compression="zstd", statistics=True)
+    except (pl.exceptions.PolarsError, OSError) as e:
+        out.unlink(missing_ok=True)
+        raise locate_bad_cell(path, types, display) or InputFormatError(
+            f"could not be read as a Huawei 2023 {metric} file: {str(e).strip().splitlines()[0]}", file=display
+        ) from e
+    if table == "function_invocations":
+        _check_whole(path, out, display, header, skip)
+    return {table: [out]}
+
+
+def _check_whole(path: Path, out: Path, display: str, header: list[str], skip: frozenset[str]) -> None:
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(out).metadata
+    idx = [meta.schema.column(i).name for i in range(meta.num_columns)].index("invocations")
+    nulls = sum(meta.row_group(g).column(idx).statistics.null_count for g in range(meta.num_row_groups))
+    if not nulls:
+        return
+    out.unlink()
+    values = [c for c in header if c not in skip and c not in ("day", "time")]
+    raw = pl.scan_csv(path, schema={c: pl.String if c in skip else pl.Float64 for c in header})
+    hit = (
+        raw.with_row_index("_row")
+        .filter(pl.any_horizontal([pl.col(c) != pl.col(c).floor() for c in values]))
+        .head(1).collect().row(0, named=True)
+    )
+    col = next(c for c in values if hit[c] is not None and hit[c] != int(hit[c]))
+    raise InputFormatError(f"{hit[col]!r} is not a whole number of requests", file=display,
+                           line=hit["_row"] + 2, column=col)
