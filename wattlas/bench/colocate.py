@@ -305,6 +305,9 @@ def _measure(target: Target, sampler: Any, names: Sequence[str], mode: str, fixe
                     os.environ.pop(v, None)
                 else:
                     os.environ[v] = val
+        # The children's own CUDA contexts are ours, not "other processes" on the GPU.
+        own_before = set(target.own_pids)
+        target.own_pids |= {p.pid for p in procs if p.pid is not None}
         try:
             try:
                 ready.wait(timeout=600)
@@ -317,7 +320,9 @@ def _measure(target: Target, sampler: Any, names: Sequence[str], mode: str, fixe
                 raise WattlasError(f"co-location worker failed to start: {'; '.join(map(str, errors))}") from None
             results = [c.recv() for c in conns]
             window = target.meter.end_window("pair")
+            state_end = read_state(target)
         finally:
+            target.own_pids = own_before
             for p in procs:
                 p.join(timeout=30)
                 if p.is_alive():
@@ -376,10 +381,10 @@ def _measure(target: Target, sampler: Any, names: Sequence[str], mode: str, fixe
         if errs:
             raise errs[0]
         window = target.meter.end_window("pair")
+        state_end = read_state(target)
         del works
     else:
         raise WattlasError(f"unknown co-location mode {mode!r}; known: solo, {', '.join(MODES)}")
-    state_end = read_state(target)
     samples = sampler.samples(t_start, time.monotonic()) if sampler is not None else []
     rates = [r for p in progress for r in chunk_rates(p)]
     pm = PointMeasurement(
