@@ -48,7 +48,7 @@ import sys, pyarrow as pa, pyarrow.parquet as pq, json, pathlib
 store, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 cat = json.loads((store / "catalog.json").read_text())
 for table, entry in cat["tables"].items():
-    files = [store / "tables" / table / f for s in entry.values() for k in entry[s].values() for f in k["files"]]
+    files = [store / "tables" / table / f for src in entry.values() for k in src.values() for f in k["files"]]
     t = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
     pq.write_table(t, out / f"{table}.parquet", compression="zstd")
     print(table, t.num_rows, "rows")

@@ -85,6 +85,21 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def _wattlas_version() -> str:
+    """Package version; in an uninstalled source tree, pyproject's version marked as such."""
+    from .. import __version__
+
+    if "unknown" not in __version__:
+        return __version__
+    try:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        return tomllib.loads(pyproject.read_text())["project"]["version"] + "+source-tree"
+    except (OSError, KeyError, ValueError):
+        return __version__
+
+
 def tf32_default() -> bool | None:
     """torch's TF32 setting for fp32 matmuls as found (``None`` without torch)."""
     try:
@@ -103,13 +118,11 @@ def tf32_default() -> bool | None:
 
 def run_info(target: Target) -> dict[str, Any]:
     """Machine, versions and device settings for the ``bench_runs`` row."""
-    from .. import __version__
-
     info: dict[str, Any] = {
         "host": platform.node(),
         "os": f"{platform.system()} {platform.release()}",
         "python_version": platform.python_version(),
-        "wattlas_version": __version__,
+        "wattlas_version": _wattlas_version(),
         "wattlas_commit": _git_commit(),
         "device_type": target.device_type,
         "numpy_version": _version("numpy"),
