@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurement session behind datasets/measurements/<gpu>/<date>/ (read-only: no device
 # setting is changed). Usage: benchmarks/gpu_measure.sh OUTDIR STAGE...
-# Stages: env tests quick overhead gemm check llm colocate pack
+# Stages: env tests quick overhead gemm gemm32 check llm_prefill llm_decode llm_e2e colocate pack
 # Every stage appends to OUTDIR/log.txt and writes into the store OUTDIR/store, so a run cut
 # short still leaves what it measured.
 set -uo pipefail
@@ -33,11 +33,13 @@ for stage in "$@"; do
       $W bench gemm --dtypes fp32 --sizes 4096,8192 --idle-s 0 --store "$S" --format csv 2>&1 | tee -a "$OUT/log.txt" ;;
     check)
       $W bench energy-check --store "$S" --format csv 2>&1 | tee -a "$OUT/log.txt" ;;
-    llm)
+    llm_prefill)
       $W bench llm --model llama-3-8b --phases prefill --batch-sizes 1,8,32 --input-tokens 512,2048 \
-        --store "$S" --format csv 2>&1 | tee -a "$OUT/log.txt"
-      $W bench llm --model llama-3-8b --phases decode --batch-sizes 1,8,32,128 --input-tokens 512,2048 \
-        --output-tokens 128 --idle-s 0 --store "$S" --format csv 2>&1 | tee -a "$OUT/log.txt"
+        --store "$S" --format csv 2>&1 | tee -a "$OUT/log.txt" ;;
+    llm_decode)
+      $W bench llm --model llama-3-8b --phases decode --batch-sizes 1,8,32,64 --input-tokens 512,2048 \
+        --output-tokens 128 --idle-s 0 --store "$S" --format csv 2>&1 | tee -a "$OUT/log.txt" ;;
+    llm_e2e)
       $W bench llm --model llama-3-8b --phases e2e --batch-sizes 1,16,64 --input-tokens 512 --output-tokens 64 \
         --idle-s 0 --store "$S" --format csv 2>&1 | tee -a "$OUT/log.txt" ;;
     colocate)
