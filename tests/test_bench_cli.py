@@ -116,3 +116,24 @@ def test_llm_quick_tiny_model(store_dir):
     _check_energy_columns(rows)
     run = _rows(store_dir, "select transformers_version, torch_version from bench_runs")[0]
     assert run["transformers_version"] and run["torch_version"]
+
+
+def test_decode_warms_up_over_a_whole_cache_cycle(monkeypatch):
+    pytest.importorskip("transformers")
+    from wattlas.bench import llm
+    from wattlas.bench.harness import TimingProtocol, open_target
+
+    seen = {}
+
+    def fake_measure(step, target, proto, sampler=None, **kw):
+        seen[step.__self__.kind] = proto.first_calls
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(llm, "measure_point", fake_measure)
+    target = open_target("cpu")
+    model, config = llm.build_model(llm.ARCHS["tiny-llama"], "fp32", target)
+    for phase in ("decode", "prefill"):
+        with pytest.raises(RuntimeError, match="stop"):
+            llm.measure_llm(llm.LlmPoint(phase, 1, 8, 6), model, config, llm.ARCHS["tiny-llama"], "fp32", target,
+                            TimingProtocol(first_calls=1))
+    assert seen == {"decode": 7, "prefill": 1}

@@ -28,6 +28,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -246,6 +247,12 @@ def measure_llm(point: LlmPoint, model: Any, config: Any, spec: ArchSpec, dtype:
     if point.input_tokens + point.output_tokens > config.max_position_embeddings:
         raise WattlasError(f"{spec.name}: {point.input_tokens}+{point.output_tokens} tokens exceed "
                            f"max_position_embeddings={config.max_position_embeddings}")
+    if point.phase == "decode":
+        # Warm up over a whole cycle (every cache length, then a crop). With a warm-up of a few
+        # steps, decode steps on an H100 took ~90 ms against ~31 ms inside e2e iterations
+        # (datasets/measurements/h100/2026-11-23/README.md); the likely cause is the CUDA caching
+        # allocator meeting each new KV-cache size for the first time (cudaMalloc per layer).
+        proto = dataclasses.replace(proto, first_calls=max(proto.first_calls, point.output_tokens + 1))
     with torch.inference_mode():
         work = PHASES[point.phase](model, point.batch_size, point.input_tokens, point.output_tokens,
                                    config.vocab_size, seed)
