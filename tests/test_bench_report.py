@@ -71,3 +71,28 @@ def test_empty_store_report(store_dir, tmp_path):
     figs = figures(Store(store_dir).connect())
     assert figs == []
     assert "No bench results" in write_html(figs, tmp_path / "e.html").read_text()
+
+
+def test_sections_for_the_general_report(store_dir, monkeypatch):
+    import sys
+    import types
+    from dataclasses import dataclass, field
+
+    from wattlas.analysis.bench_report import REPORTS
+
+    @dataclass
+    class Section:  # the shape wattlas.analysis.report.Section has
+        title: str
+        text: str = ""
+        figures: list = field(default_factory=list)
+
+    if "wattlas.analysis.report" not in sys.modules:
+        try:
+            import wattlas.analysis.report  # noqa: F401  (present once the analysis package has it)
+        except ImportError:
+            monkeypatch.setitem(sys.modules, "wattlas.analysis.report", types.SimpleNamespace(Section=Section))
+    store = Store(store_dir)
+    _fill(store)
+    ctx = types.SimpleNamespace(input=types.SimpleNamespace(con=store.connect()))
+    sections = REPORTS["bench_results"](ctx)
+    assert len(sections) == 4 and all(len(s.figures) == 1 and s.text for s in sections)

@@ -169,6 +169,32 @@ def figures(con: Any, run_id: str | None = None) -> list[Any]:
     return out
 
 
+_TEXT = {
+    "GEMM roofline": "Median-time TFLOP/s of every GEMM point against its arithmetic intensity (minimum "
+                     "traffic), with the datasheet compute and memory roofs of the GPUs in the store.",
+    "Power and clock timeline": "Instant power (NVML instant field) and SM clock from the sampler, points "
+                                "laid end to end: the timeline behind the energy windows.",
+    "LLM": "Energy per token (prefill: per prompt token; decode and e2e: per generated token) against batch "
+           "size; time per token where energy could not be measured.",
+    "Co-location": "Slowdown of each workload next to its partner: co-located over solo time per iteration.",
+}
+
+
+def report_sections(ctx: Any) -> list[Any]:
+    """Sections for the general ``wattlas report bench_results`` (``wattlas.analysis.report``).
+
+    ``ctx.input.con`` is a DuckDB connection over the store; one section per figure.
+    """
+    from ..analysis.report import Section
+
+    out = []
+    for fig in figures(ctx.input.con):
+        title = fig.layout.title.text or "bench"
+        key = title.split(":")[0].split(" (")[0]
+        out.append(Section(title=title, text=_TEXT.get(key, ""), figures=[fig]))
+    return out
+
+
 def write_html(figs: list[Any], path: str | Path, title: str = "wattlas bench results") -> Path:
     """One self-contained HTML page with every figure (plotly.js inlined once)."""
     path = Path(path)
