@@ -129,6 +129,17 @@ _SUMMARY = {
 _SUMMARY["energy-check"] = _SUMMARY["gemm"]
 
 
+#: Short headers for the human-readable summary (csv/json keep the column names).
+_LABELS = {
+    "time_per_iter_s_median": "t median s", "time_per_iter_s_mean": "t/iter s", "tflops": "TFLOP/s",
+    "peak_fraction": "of peak", "avg_power_w": "W", "energy_per_iter_j": "J/iter", "energy_source": "energy",
+    "throttled": "thr", "window_too_short": "short", "batch_size": "batch", "input_tokens": "in",
+    "output_tokens": "out", "tokens_per_s": "tok/s", "energy_per_token_j": "J/tok", "energy_per_request_j": "J/req",
+    "colocation_mode": "mode", "partner_workload": "partner", "solo_time_per_iter_s": "solo s",
+    "combined_throughput": "combined", "energy_j": "pair J", "solo_energy_sum_j": "solo J",
+}
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "null"
@@ -153,8 +164,8 @@ def print_summary(run: Any, fmt: OutputFormat) -> None:
 
         table = Table(title=f"{run.bench} run {run.run_id}: {len(rows)} rows")
         for c in cols:
-            table.add_column(c, justify="left" if c in ("dtype", "kind", "energy_source", "workload",
-                                                         "partner_workload", "colocation_mode") else "right")
+            table.add_column(_LABELS.get(c, c), justify="left" if c in (
+                "dtype", "kind", "energy_source", "workload", "partner_workload", "colocation_mode") else "right")
         for r in rows:
             table.add_row(*[_fmt(r[c]) for c in cols])
         out.print(table)
