@@ -158,10 +158,13 @@ def print_summary(run: Any, fmt: OutputFormat) -> None:
         w.writeheader()
         w.writerows(rows)
     else:
+        from rich.console import Console
         from rich.table import Table
 
         from ._common import out
 
+        if not sys.stdout.isatty():  # a log file or pipe: do not squeeze the table to 80 columns
+            out = Console(width=200)
         table = Table(title=f"{run.bench} run {run.run_id}: {len(rows)} rows")
         for c in cols:
             table.add_column(_LABELS.get(c, c), justify="left" if c in (
