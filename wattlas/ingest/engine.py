@@ -548,7 +548,9 @@ def _key_parts(
 
 def _put_key(tx, key: str, parts: dict[str, list[Path]], batches: list[dict[str, Any]],
              report: IngestReport, archive_shas: dict[str, str]) -> None:
-    import pyarrow as pa
+    # polars, not pyarrow.array(): building Arrow arrays from Python lists imports pandas
+    # (a quarter of a second) just to check whether the lists are pandas objects.
+    import polars as pl
 
     from .. import __version__
 
@@ -557,7 +559,7 @@ def _put_key(tx, key: str, parts: dict[str, list[Path]], batches: list[dict[str,
             n = tx.put(table, key, part)
             report.rows[table] = report.rows.get(table, 0) + n
     items = [i for r in batches for i in r["items"]]
-    manifest = pa.table({
+    manifest = pl.DataFrame({
         "input_name": [i["name"] for i in items],
         "input_key": [key] * len(items),
         "input_path": [i["input_path"] for i in items],
@@ -567,9 +569,10 @@ def _put_key(tx, key: str, parts: dict[str, list[Path]], batches: list[dict[str,
         "sha256": [i["sha256"] for i in items],
         "tables": [json.dumps(i["rows"], sort_keys=True) for i in items],
         "rows": [sum(n for t, n in i["rows"].items() if not t.startswith("_")) for i in items],
-        "ingested_at": pa.array([datetime.now(UTC)] * len(items), pa.timestamp("us", tz="UTC")),
+        "ingested_at": [datetime.now(UTC)] * len(items),
         "wattlas_version": [__version__] * len(items),
-    })
+    }, schema_overrides={"archive_name": pl.String, "archive_sha256": pl.String, "input_path": pl.String,
+                         "sha256": pl.String})
     tx.put("ingest_manifest", key, manifest)
     report.rows["ingest_manifest"] = report.rows.get("ingest_manifest", 0) + len(items)
 
