@@ -16,7 +16,6 @@ The directory appears only when complete: it is written beside the target and re
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._files import sha256_file
 from ..errors import ReleaseError
 from ..schemas import get_table
 from ..store import Store, _quote_ident, _quote_str
@@ -99,15 +99,6 @@ class ReleaseReport:
     files: dict[str, tuple[int, str]]  # relative path -> (bytes, sha256)
     date_published: str
     seconds: float = 0.0
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    """Hex SHA-256 of a file, read in 4 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build_date() -> str:

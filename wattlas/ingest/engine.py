@@ -49,6 +49,7 @@ from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any
 
+from .._files import sha256_file
 from ..errors import InputFormatError, WattlasError
 from ..store import Store, _safe_file_part
 from .archive import archive_format, copy_member, iter_members
@@ -107,14 +108,6 @@ class Item:
     archive: str | None = None
     extracted: bool = False
     progress_bytes: int = 0
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fingerprint(path: Path) -> str:

@@ -104,32 +104,15 @@ def locate_bad_cell(
     cells equal to one of ``null_values`` are not errors. One DuckDB pass with rejects stored:
     fast on thousands of columns, where one polars expression per column is not.
     """
-    import duckdb
+    from .csvread import first_reject
 
     header = read_header_fields(path, display, allow_empty=True)
     ddb = {c: _DUCK.get(types.get(c, pl.String), "VARCHAR") if types.get(c) is not None else "VARCHAR"
            for c in header}
-    spec = "{" + ", ".join(f"{_lit(c)}: '{t}'" for c, t in ddb.items()) + "}"
-    nulls = "[" + ", ".join(_lit(v) for v in ("", *null_values)) + "]"
-    con = duckdb.connect()
-    try:
-        # count(COLUMNS(*)) makes every column parse; a bare count(*) would skip them.
-        con.execute(
-            f"SELECT count(COLUMNS(*)) FROM read_csv(?, header = true, columns = {spec}, delim = ',', "
-            f"quote = '\"', nullstr = {nulls}, store_rejects = true, auto_detect = false)",
-            [str(path)],
-        ).fetchall()
-        rej = con.execute(
-            "SELECT line, column_name, error_type, csv_line FROM reject_errors ORDER BY line LIMIT 1"
-        ).fetchone()
-    except duckdb.Error:
-        return None
-    finally:
-        con.close()
+    rej = first_reject(path, ddb, null_values=("", *null_values))
     if rej is None:
         return None
     line, column, error_type, csv_line = rej
-    error_type = str(error_type).upper().replace(" ", "_")
     if error_type in ("TOO_MANY_COLUMNS", "MISSING_COLUMNS"):
         more = "more" if error_type == "TOO_MANY_COLUMNS" else "fewer"
         return InputFormatError(f"the row has {more} fields than the header's {len(header)}",
@@ -144,10 +127,6 @@ def locate_bad_cell(
 
 
 _DUCK = {pl.Int64: "BIGINT", pl.Int32: "INTEGER", pl.Float64: "DOUBLE", pl.Float32: "FLOAT", pl.String: "VARCHAR"}
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _describe(t: pl.DataType) -> str:
