@@ -82,7 +82,9 @@ def resolve_inputs(source: Source, paths: Sequence[str | os.PathLike[str]]) -> l
             found.append(p)
         else:
             raise WattlasError(f"--from {p}: no such file or directory")
-    inputs = [InputFile(p.name, p) for p in found]
+    # Sources whose files share a name (Vidur's mlp.csv) key them by a longer, unique path.
+    key_of = getattr(module, "input_key", None)
+    inputs = [InputFile(key_of(source.id, p) if key_of else p.name, p) for p in found]
     keys = [i.key for i in inputs]
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:
@@ -98,9 +100,11 @@ def download_inputs(source: Source, store: Store, progress: Any = None) -> list[
             f"source {source.id!r} has no downloadable files; pass them with --from PATH"
         )
     out = []
+    key_of = getattr(source_module(source.id), "input_key", None)
     for f in source.files:
         bar = RichDownloadBar(progress, f"download {f.name}") if progress is not None else False
-        out.append(InputFile(f.name, fetch(source, f, store.cache_dir, progressbar=bar)))
+        path = fetch(source, f, store.cache_dir, progressbar=bar)
+        out.append(InputFile(key_of(source.id, path) if key_of else f.name, path))
     return out
 
 
