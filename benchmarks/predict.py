@@ -64,7 +64,7 @@ def main() -> None:
     features_s = best_of(lambda: model.features(frame), args.repeat)
 
     def roofline() -> np.ndarray:
-        spec = gpu_columns(frame["gpu"].to_numpy(), frame["dtype"].to_numpy())
+        spec = gpu_columns(frame["gpu"], frame["dtype"])
         w = gemm_work(frame["m"].to_numpy(), frame["n"].to_numpy(), frame["k"].to_numpy(), spec["dtype_bytes"])
         return np.maximum(w["flops"] / (spec["peak_tflops"] * 1e12), w["bytes"] / (spec["mem_bw_gbs"] * 1e9))
 

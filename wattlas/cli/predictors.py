@@ -85,13 +85,19 @@ def evaluate_cmd(
             rows += cross_validate(defn, frame)
         source = f"recomputed on {store}"
     else:
+        from ..predictors.definitions import DEFINITIONS
+
         for n in names:
             rows += [{"model": n, **m} for m in read_meta(n, models).get("metrics", [])]
         source = "recorded when the shipped model files were trained"
+        missing = [n for n in DEFINITIONS if n not in names] if not name else []
+        if missing:
+            err.print(f"no model files for {', '.join(missing)}: no measurements to train them on yet "
+                      "(they train from `wattlas bench` results: `wattlas predictors train NAME --store DIR`)")
     if not rows:
         err.print("no evaluation results")
         raise typer.Exit(1)
-    cols = ["model", "scheme", "method", "n", "mape_pct", "median_ape_pct", "p90_ape_pct", "r2_log",
+    cols = ["model", "target", "scheme", "method", "n", "mape_pct", "median_ape_pct", "p90_ape_pct", "r2_log",
             "worst_group", "worst_group_mape_pct"]
     df = pl.DataFrame([{c: r.get(c) for c in cols} for r in rows])
     print_frame(df, fmt, title=f"grouped cross-validation ({source}); r2 in log space")
@@ -186,7 +192,8 @@ def predict_cmd(
     from ..errors import WattlasError
     from ..predictors import load
 
-    given = {col: v for opt, col in _POINT_OPTS.items() if (v := locals()[opt]) is not None}
+    options = dict(locals())  # (a comprehension has its own locals())
+    given = {col: options[opt] for opt, col in _POINT_OPTS.items() if options[opt] is not None}
     predictor = load(name, models)
     if input_ is not None:
         if given:

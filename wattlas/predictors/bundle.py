@@ -17,6 +17,7 @@ array([0.000168...])
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -34,6 +35,37 @@ if TYPE_CHECKING:
     import polars as pl
 
 log = logging.getLogger("wattlas.predictors")
+
+#: Up to this many rows are predicted on one thread; larger batches in chunks on a thread pool.
+SMALL_BATCH = 20_000
+CHUNK_ROWS = 65_536
+
+
+@functools.cache
+def _threadpools():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def predict_chunked(fn, frame: pl.DataFrame) -> np.ndarray:
+    """``fn(frame)`` with one OpenMP thread per call; big batches in chunks on all cores.
+
+    OpenMP's own threading spins at barriers when cores are busy (a 1-row prediction took
+    360 ms p90 on a loaded 2-core machine); chunks on a thread pool (numpy, polars and the
+    trees release the GIL) keep every core busy without that, and single points pay no thread
+    start-up.
+    """
+    workers = os.cpu_count() or 1
+    with _threadpools().limit(limits=1, user_api="openmp"):
+        if frame.height <= SMALL_BATCH or workers == 1:
+            return fn(frame)
+        from concurrent.futures import ThreadPoolExecutor
+
+        chunks = [frame.slice(i, CHUNK_ROWS) for i in range(0, frame.height, CHUNK_ROWS)]
+        with ThreadPoolExecutor(workers) as pool:
+            return np.concatenate(list(pool.map(fn, chunks)))
+
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
@@ -81,7 +113,12 @@ class Predictor:
 
     def predict(self, frame) -> np.ndarray:
         """Predictions (in ``self.definition.target_unit``) for each row of ``frame``."""
-        return self.estimator.predict(self.features(frame))
+        import polars as pl
+
+        if not isinstance(frame, pl.DataFrame):
+            frame = pl.DataFrame(frame)
+        frame = self.definition.check_inputs(frame)
+        return predict_chunked(lambda f: self.estimator.predict(self.definition.features(f)), frame)
 
     def predict_frame(self, frame) -> pl.DataFrame:
         """``frame`` with the prediction column and ``out_of_domain`` (outside the training envelope)."""
@@ -90,7 +127,7 @@ class Predictor:
         if not isinstance(frame, pl.DataFrame):
             frame = pl.DataFrame(frame)
         X = self.features(frame)
-        pred = np.asarray(self.estimator.predict(X)).reshape(X.height, -1)
+        pred = np.asarray(predict_chunked(self.estimator.predict, X)).reshape(X.height, -1)
         cols = [pl.Series(name, pred[:, j]) for j, name in enumerate(self.definition.target_names)]
         return frame.with_columns(*cols, pl.Series("out_of_domain", self.out_of_domain(X)))
 

@@ -18,6 +18,12 @@ def metrics_markdown(metrics: list[dict]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in metrics:
         lines.append("| " + " | ".join(str(row.get(c, "")) for c in COLUMNS) + " |")
+    for row in metrics:
+        for key, values in row.items():
+            if key.endswith("_mape_pct") and isinstance(values, dict):
+                what = "held-out group" if key == "group_mape_pct" else key.removesuffix("_mape_pct")
+                parts = ", ".join(f"{k} {v}" for k, v in values.items())
+                lines.append(f"\nwattlas MAPE (%) per {what}, {row['target']} {row['scheme']}: {parts}")
     return "\n".join(lines)
 
 

@@ -205,9 +205,9 @@ def estimate_trace(store, source: str, trace: str | None, a: Assumptions, models
     params = [source, trace] if trace else [source]
     con = store.connect()
     try:
-        reqs = con.execute(
+        reqs = con.sql(
             f"select trace, request_id, arrival_s, input_tokens, output_tokens from llm_requests where {where} "
-            "order by trace, request_id", params,
+            "order by trace, request_id", params=params,
         ).pl()
     finally:
         con.close()

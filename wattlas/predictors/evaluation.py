@@ -59,6 +59,14 @@ def metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
+def _mape_by(keys: np.ndarray, y: np.ndarray, pred: np.ndarray, scored: np.ndarray) -> dict[str, float]:
+    out = {}
+    for k in sorted(set(keys[scored].tolist())):
+        sel = (keys == k) & scored
+        out[str(k)] = metrics(y[sel], pred[sel])["mape_pct"]
+    return out
+
+
 def _estimators(defn: ModelDef) -> dict[str, object]:
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.linear_model import LinearRegression
@@ -132,5 +140,9 @@ def cross_validate(defn: ModelDef, frame: pl.DataFrame, scheme_names: list[str] 
                             worst, worst_mape = g, mape
                 row["worst_group"] = str(worst)
                 row["worst_group_mape_pct"] = worst_mape
+                if method == "wattlas":
+                    row["group_mape_pct"] = _mape_by(groups, y, p, scored)
+                    if defn.breakdown:
+                        row[f"{defn.breakdown}_mape_pct"] = _mape_by(frame[defn.breakdown].to_numpy(), y, p, scored)
                 out.append(row)
     return out

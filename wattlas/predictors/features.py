@@ -54,23 +54,36 @@ RUNTIME_FEATURES = (
 )
 
 
+def _codes(values) -> tuple[np.ndarray, list]:
+    """(integer code per row, distinct values) without Python-level loops over rows."""
+    import polars as pl
+
+    ser = values if isinstance(values, pl.Series) else pl.Series(np.asarray(values, dtype=object).astype(str))
+    ser = ser.cast(pl.String)
+    uniq = ser.unique(maintain_order=True)
+    codes = ser.replace_strict(uniq, pl.int_range(len(uniq), eager=True), return_dtype=pl.Int32)
+    return codes.to_numpy(), uniq.to_list()
+
+
 def gpu_columns(gpus, dtypes) -> dict[str, np.ndarray]:
-    """Per-row GPU spec values for arrays of GPU names and dtypes (peak is per dtype)."""
-    gpus = np.asarray(gpus, dtype=object)
-    dtypes = np.asarray(dtypes, dtype=object)
-    out = {c: np.full(gpus.shape, np.nan) for c in SPEC_COLUMNS}
-    out["dtype_bytes"] = np.full(gpus.shape, np.nan)
-    pairs = {(g, d) for g, d in zip(gpus.tolist(), dtypes.tolist(), strict=True)}
-    for g, d in pairs:
+    """Per-row GPU spec values for GPU names and dtypes (arrays or polars Series; peak is per dtype)."""
+    g_code, g_names = _codes(gpus)
+    d_code, d_names = _codes(dtypes)
+    pair = g_code.astype(np.int64) * len(d_names) + d_code
+    table = {c: np.full(len(g_names) * len(d_names), np.nan) for c in (*SPEC_COLUMNS, "dtype_bytes")}
+    for gi, g in enumerate(g_names):
         spec = get_gpu(g)
-        dt = normalize_dtype(d)
-        rows = (gpus == g) & (dtypes == d)
-        out["peak_tflops"][rows] = spec.peak_tflops(dt)
-        out["dtype_bytes"][rows] = DTYPE_BYTES[dt]
-        for c in SPEC_COLUMNS[1:]:
-            v = getattr(spec, c)
-            out[c][rows] = np.nan if v is None else float(v)
-    return out
+        for di, d in enumerate(d_names):
+            i = gi * len(d_names) + di
+            if not np.any(pair == i):
+                continue
+            dt = normalize_dtype(d)
+            table["peak_tflops"][i] = spec.peak_tflops(dt)
+            table["dtype_bytes"][i] = DTYPE_BYTES[dt]
+            for c in SPEC_COLUMNS[1:]:
+                v = getattr(spec, c)
+                table[c][i] = np.nan if v is None else float(v)
+    return {c: v[pair] for c, v in table.items()}
 
 
 def gemm_work(m, n, k, dtype_bytes) -> dict[str, np.ndarray]:

@@ -15,27 +15,42 @@ _PROFILE = ("time_s", "power_w", "tflops")
 
 
 def from_bench(bench: pl.DataFrame) -> pl.DataFrame:
-    """Training rows (see the module docstring) from ``bench_results``-shaped rows."""
+    """Training rows (see the module docstring) from ``bench_results``-shaped rows.
+
+    Solo profiles come from the same run when the rows carry ``run_id`` (``bench colocate``
+    measures its solo baselines in the run): a workload's solo time is the median of its
+    ``solo_time_per_iter_s``; its solo power and TFLOP/s come from its ``solo`` rows (null where
+    none were measured).
+    """
     if bench.height == 0 or "colocation_mode" not in bench.columns:
         return pl.DataFrame()
     rows = bench.filter(pl.col("kind") == "colocation")
+    if rows.height == 0:
+        return pl.DataFrame()
+    if "run_id" not in rows.columns:
+        rows = rows.with_columns(run_id=pl.lit("run"))
     power = pl.col("avg_power_w") if "avg_power_w" in rows.columns else pl.lit(None, pl.Float64)
     tflops = pl.col("tflops") if "tflops" in rows.columns else pl.lit(None, pl.Float64)
+    solo_t = pl.coalesce(pl.col("solo_time_per_iter_s").cast(pl.Float64),
+                         pl.when(pl.col("colocation_mode") == "solo").then(pl.col("time_per_iter_s_median")))
     rows = rows.with_columns(
         gpu=pl.coalesce(pl.col("gpu_name").cast(pl.String), pl.col("device_type").cast(pl.String)),
-        _power=power.cast(pl.Float64), _tflops=tflops.cast(pl.Float64),
+        _power=pl.when(pl.col("colocation_mode") == "solo").then(power.cast(pl.Float64)),
+        _tflops=pl.when(pl.col("colocation_mode") == "solo").then(tflops.cast(pl.Float64)),
+        _solo_t=solo_t,
     )
-    keys = ["device_type", "gpu", "workload"]
-    solo = (rows.filter(pl.col("colocation_mode") == "solo")
-            .group_by(keys).agg(time_s=pl.col("time_per_iter_s_median").median(),
-                                power_w=pl.col("_power").median(), tflops=pl.col("_tflops").median()))
+    keys = ["run_id", "device_type", "gpu", "workload"]
+    solo = rows.group_by(keys).agg(time_s=pl.col("_solo_t").median(), power_w=pl.col("_power").median(),
+                                   tflops=pl.col("_tflops").median())
     pairs = rows.filter(pl.col("colocation_mode").is_in(["streams", "processes"])
                         & pl.col("partner_workload").is_not_null() & (pl.col("slowdown") > 0))
     a = solo.rename({c: f"a_{c}" for c in _PROFILE})
     b = solo.rename({c: f"b_{c}" for c in _PROFILE} | {"workload": "partner_workload"})
-    out = (pairs.select("device_type", "gpu", "workload", "partner_workload", "colocation_mode", "slowdown")
+    out = (pairs.select("run_id", "device_type", "gpu", "workload", "partner_workload", "colocation_mode",
+                        "slowdown")
            .join(a, on=keys, how="inner")
-           .join(b, on=["device_type", "gpu", "partner_workload"], how="inner"))
+           .join(b, on=["run_id", "device_type", "gpu", "partner_workload"], how="inner")
+           .filter(pl.col("a_time_s").is_not_null() & pl.col("b_time_s").is_not_null()))
     return out.with_columns(y=pl.col("slowdown"), evaluate=pl.lit(True))
 
 
