@@ -13,10 +13,10 @@ Examples
 from __future__ import annotations
 
 from ..errors import UnknownTableError
-from . import core, llm, measurements
+from . import bench, core, llm, measurements
 from ._base import TYPE_NAMES, Column, TableSchema, arrow_type
 
-_MODULES = (core, llm, measurements)
+_MODULES = (core, llm, bench, measurements)
 
 TABLES: dict[str, TableSchema] = {t.name: t for m in _MODULES for t in m.TABLES}
 
