@@ -22,7 +22,7 @@ from wattlas.predictors.evaluation import cross_validate, metrics
 from wattlas.predictors.train import train
 from wattlas.store import Store
 
-SHIPPED = ("gemm-runtime", "operator-runtime", "training-power", "training-time")
+SHIPPED = ("gemm-runtime", "operator-runtime", "training-power", "training-time", "interference", "llm-energy")
 
 
 @pytest.fixture(autouse=True)
@@ -233,15 +233,21 @@ def test_cli_evaluate_prints_the_recorded_table(capsys):
 
 def test_cli_estimate_labels_estimates(shared_data: Path, store_dir: Path, capsys):
     ingest("azure-llm-2023", [shared_data / "azure_llm_2023"], Store(store_dir))
-    code = main(["estimate", "--source", "azure-llm-2023", "--trace", "code", "--gpu", "H100",
-                 "--model", "llama-3-8b", "--power-limit", "500", "--store", str(store_dir), "--format", "json"])
-    assert code == 0
+    args = ["estimate", "--source", "azure-llm-2023", "--trace", "code", "--gpu", "H100", "--model", "llama-3-8b",
+            "--power-limit", "500", "--store", str(store_dir), "--format", "json"]
+    assert main([*args, "--method", "operator-runtime"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["kind"] == "estimate"
+    assert summary["kind"] == "estimate" and summary["method"].startswith("operator-runtime")
     (row,) = summary["traces"]
     assert row["requests"] == 8819 and row["energy_per_hour_kwh_est"] > 0
     assert any("500 W" in a for a in summary["assumptions"])
     assert any("continuous batching" in a for a in summary["assumptions"])
+    # With the shipped llm-energy model (measured bench energy) the default method uses it.
+    assert main(args) == 0
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["method"].startswith("llm-energy")
+    assert any("transformers eager" in a for a in measured["assumptions"])
+    assert measured["traces"][0]["energy_per_request_j_est"] > 0
 
 
 def _colocation_fixture() -> pl.DataFrame:

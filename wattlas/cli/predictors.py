@@ -158,6 +158,7 @@ _POINT_OPTS = {
     "n_embd": "n_embd", "n_expanded_embd": "n_expanded_embd", "n_head": "n_head", "n_kv_head": "n_kv_head",
     "tensor_parallel": "tensor_parallel", "gated": "use_gated_mlp", "power_limit": "power_limit_w",
     "batch_size": "batch_size", "ref_power": "ref_power_w", "ref_time": "ref_time_s",
+    "llm": "model", "phase": "phase", "input_tokens": "input_tokens", "output_tokens": "output_tokens",
 }
 
 
@@ -180,6 +181,10 @@ def predict_cmd(
     batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
     ref_power: Annotated[float | None, typer.Option(help="Reference run power (W).")] = None,
     ref_time: Annotated[float | None, typer.Option(help="Reference run time per epoch (s).")] = None,
+    llm: Annotated[str | None, typer.Option(help="LLM architecture (llm-energy): llama-3-8b, ...")] = None,
+    phase: Annotated[str | None, typer.Option(help="prefill, decode or e2e (llm-energy).")] = None,
+    input_tokens: Annotated[int | None, typer.Option(help="Prompt/context tokens (llm-energy).")] = None,
+    output_tokens: Annotated[int | None, typer.Option(help="Generated tokens, e2e (llm-energy).")] = None,
     input_: Annotated[Path | None, typer.Option("--input", "-i", help="Parquet (or CSV) file of input rows.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write predictions to this Parquet "
                                                 "file instead of printing them.")] = None,
@@ -221,6 +226,8 @@ def estimate_cmd(
     decode_batch: Annotated[int, typer.Option(help="Requests decoded together (continuous batching).")] = 16,
     tensor_parallel: Annotated[int, typer.Option(help="Tensor-parallel degree (GPUs per replica).")] = 1,
     dtype: Annotated[str, typer.Option(help="Weights/activations dtype.")] = "bf16",
+    method: Annotated[str, typer.Option(help="auto (llm-energy when a model exists), llm-energy, or "
+                                        "operator-runtime (layer operators + assumed board power).")] = "auto",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write per-request estimates "
                                                 "(Parquet).")] = None,
     store: StoreOpt = None,
@@ -234,7 +241,8 @@ def estimate_cmd(
 
     assumptions = Assumptions(gpu=gpu, model=model, power_limit_w=power_limit, decode_batch=decode_batch,
                               tensor_parallel=tensor_parallel, dtype=dtype)
-    per_request, summary = estimate_trace(open_store(store), source, trace, assumptions, models_dir=models)
+    per_request, summary = estimate_trace(open_store(store), source, trace, assumptions, models_dir=models,
+                                          method=method)
     if output is not None:
         per_request.write_parquet(output)
         err.print(f"wrote {per_request.height:,} per-request estimates to {output}")
@@ -243,6 +251,8 @@ def estimate_cmd(
         return
     rows = [{k: v for k, v in s.items() if k != "assumptions"} for s in summary["traces"]]
     print_frame(pl.DataFrame(rows), fmt, title="ESTIMATES (not measurements): " + summary["label"])
+    if fmt is OutputFormat.table:
+        err.print(f"[bold]Method:[/bold] {summary['method']}")
     if fmt is OutputFormat.table:
         err.print("[bold]Assumptions:[/bold]")
         for a in summary["assumptions"]:

@@ -469,8 +469,11 @@ INTERFERENCE = ModelDef(
     sources=("bench_results (kind = colocation)",),
     licence="Apache-2.0 (wattlas bench measurements)",
     limits=(
-        "Trained on wattlas `bench colocate` measurements; while no GPU co-location data exists the shipped model "
-        "(if any) is trained on CPU co-location runs and says so in its training data (device_type counts).",
+        "Trained on wattlas `bench colocate` measurements. The shipped model: 12 pair rows from one H100 SXM run "
+        "(two workloads, bf16 8192^3 GEMM and a 1 GiB device copy, as CUDA streams and as processes; every pair "
+        "with repetition), so leave-one-workload-out trains on the other workload's self-pairs only. It is a "
+        "proof of the pipeline, not a general interference model: retrain it on your own `bench colocate` runs.",
+        "Solo TFLOP/s is not recorded for co-location workloads (null); solo power is.",
         "Pairs only; three or more co-located jobs are not modelled.",
     ),
     params={"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 3},
@@ -502,16 +505,18 @@ def _llm_raw(frame: pl.DataFrame):
 
 LLM_ENERGY = ModelDef(
     name="llm-energy",
-    title="Energy and time of one LLM serving iteration (prefill of a batch, or one decode step)",
+    title="Energy and time of one LLM serving iteration: a batch's prefill, one decode step, or prefill "
+    "plus all decode steps (e2e)",
     target="energy_j", target_unit="J",
     targets=(("time_s", "s", "t_roof_s"), ("energy_j", "J", "e_roof_j")),
     inputs=(
         Input("gpu", "str", "GPU name or spec key"),
         Input("model", "str", "LLM architecture: llama-3-8b, llama-3-70b, llama-2-7b, llama-2-70b"),
-        Input("phase", "str", "prefill or decode"),
+        Input("phase", "str", "prefill, decode (one step) or e2e (prefill then output_tokens decode steps)"),
         Input("batch_size", "int", "sequences in the batch"),
-        Input("input_tokens", "int", "prefill: prompt tokens per sequence; decode: context tokens per sequence",
+        Input("input_tokens", "int", "prefill/e2e: prompt tokens per sequence; decode: context tokens per sequence",
               "tokens"),
+        Input("output_tokens", "int", "e2e: generated tokens per sequence (ignored otherwise)", "tokens", 1),
         Input("dtype", "str", "weights/activations dtype", default="bf16"),
         Input("power_limit_w", "float", "GPU power limit (NaN: the TDP)", "W", _NAN),
     ),
@@ -527,6 +532,11 @@ LLM_ENERGY = ModelDef(
     limits=(
         "Per iteration of a synthetic batch (equal-length sequences); per-request figures divide by the batch.",
         "Energy is the GPU's own counter (NVML) over the timed iterations; host and network energy are not counted.",
+        "The shipped model is trained on 9 measured iterations of one LLM (Llama-3-8B architecture, bf16) on one "
+        "H100 SXM at 700 W: 6 prefills (batch 1/8/32 x 512/2048 tokens) and 3 e2e runs (batch 1/16/64, 512 in, "
+        "64 out), transformers eager backend (no CUDA graphs, host-bound decode), so decode is far slower than "
+        "in vLLM-class servers. Other LLMs, GPUs, power limits and the decode phase alone are extrapolation "
+        "along the roofline base; leave-one-model-out and leave-one-GPU-out cannot be evaluated (one group each).",
     ),
     params={"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 3},
     targets_doc="time (s) and GPU energy (J) of one iteration; learned as log ratios to the roofline time and "

@@ -67,11 +67,11 @@ class Assumptions:
         if method.startswith("llm-energy"):
             return [
                 f"model {self.model} ({cfg.source}); {normalize_dtype(self.dtype)}; one {get_gpu(self.gpu).name}",
-                "prefill: each request's prompt alone (batch 1); decode: continuous batching of "
-                f"{self.decode_batch} requests at the request's mean context; a request's decode energy is "
-                "1/batch of each step",
-                f"time and GPU energy per iteration from the llm-energy predictor (measured bench runs) at a "
-                f"{power_w:.0f} W power limit; idle power between requests is not counted",
+                f"each request runs in a static batch of {self.decode_batch} requests of its own length (prefill "
+                "then all decode steps); its energy is 1/batch of the batch's; its times are the batch's",
+                f"time and GPU energy from the llm-energy predictor (measured `wattlas bench llm` iterations: "
+                f"transformers eager backend, host-bound decode) at a {power_w:.0f} W power limit; idle power "
+                "between requests is not counted",
                 "energy per hour = estimated energy of all requests / span of the trace's arrivals",
             ]
         return [
@@ -115,27 +115,34 @@ def _llm_energy_model(models_dir):
 
 
 def _with_llm_energy(model, requests, a: Assumptions, power_w: float):
-    """Per-request estimates from the measured-energy ``llm-energy`` predictor."""
+    """Per-request estimates from the measured-energy ``llm-energy`` predictor.
+
+    A request's time and energy come from an ``e2e`` iteration (prefill then all decode steps)
+    of ``decode_batch`` requests of its length, divided by the batch for energy; its prefill part
+    is a ``prefill`` iteration of the same batch, and decode is the difference.
+    """
     import polars as pl
 
     inp = requests["input_tokens"].to_numpy().astype(np.int64).clip(1)
-    out = requests["output_tokens"].to_numpy().astype(np.int64).clip(0)
+    out = requests["output_tokens"].to_numpy().astype(np.int64).clip(1)
     n = len(inp)
-    common = {"gpu": [a.gpu] * n, "model": [a.model] * n, "dtype": [a.dtype] * n, "power_limit_w": [power_w] * n}
-    pre = model.predict({**common, "phase": ["prefill"] * n, "batch_size": [1] * n, "input_tokens": inp})
-    ctx = np.maximum(1, (inp + out / 2.0).astype(np.int64))
-    dec = model.predict({**common, "phase": ["decode"] * n, "batch_size": [a.decode_batch] * n,
-                         "input_tokens": ctx})
+    b = a.decode_batch
+    common = {"gpu": [a.gpu] * n, "model": [a.model] * n, "dtype": [a.dtype] * n, "power_limit_w": [power_w] * n,
+              "batch_size": [b] * n, "input_tokens": inp, "output_tokens": out}
+    e2e = model.predict({**common, "phase": ["e2e"] * n})
+    pre = model.predict({**common, "phase": ["prefill"] * n})
     names = list(model.definition.target_names)
     t_i, e_i = names.index("time_s"), names.index("energy_j")
+    pre_t, pre_e = pre[:, t_i], pre[:, e_i]
+    dec_t = np.maximum(e2e[:, t_i] - pre_t, 0.0)
+    dec_e = np.maximum(e2e[:, e_i] - pre_e, 0.0)
     return requests.with_columns(
-        pl.Series("prefill_s_est", pre[:, t_i]), pl.Series("decode_s_est", out * dec[:, t_i]),
-        pl.Series("prefill_energy_j_est", pre[:, e_i]),
-        pl.Series("decode_energy_j_est", out * dec[:, e_i] / a.decode_batch),
+        pl.Series("prefill_s_est", pre_t), pl.Series("decode_s_est", dec_t),
+        pl.Series("prefill_energy_j_est", pre_e / b), pl.Series("decode_energy_j_est", dec_e / b),
     ).with_columns(energy_j_est=pl.col("prefill_energy_j_est") + pl.col("decode_energy_j_est"))
 
 
-def estimate_requests(requests, a: Assumptions, models_dir=None):
+def estimate_requests(requests, a: Assumptions, models_dir=None, method: str = "auto"):
     """Per-request prefill/decode time and energy ESTIMATES for ``requests`` (input/output tokens).
 
     Uses the ``llm-energy`` predictor (measured GPU energy) when one is available and the
@@ -161,7 +168,13 @@ def estimate_requests(requests, a: Assumptions, models_dir=None):
     power_w = min(a.power_limit_w or tdp, tdp) if tdp else a.power_limit_w
     if power_w is None:
         raise WattlasError(f"{spec.name} has no published TDP: pass --power-limit")
-    llm_model = _llm_energy_model(models_dir) if a.tensor_parallel == 1 else None
+    if method not in ("auto", "llm-energy", "operator-runtime"):
+        raise WattlasError(f"method must be auto, llm-energy or operator-runtime, got {method!r}")
+    llm_model = None
+    if method != "operator-runtime" and a.tensor_parallel == 1:
+        llm_model = _llm_energy_model(models_dir)
+    if method == "llm-energy" and llm_model is None:
+        raise WattlasError("no llm-energy model available (or --tensor-parallel > 1): use --method operator-runtime")
     if llm_model is not None:
         return _with_llm_energy(llm_model, requests, a, power_w), {
             "power_w": power_w, "tdp_w": tdp, "method": "llm-energy predictor (trained on measured GPU energy)"}
@@ -197,7 +210,7 @@ def estimate_requests(requests, a: Assumptions, models_dir=None):
         "method": "operator-runtime predictor + roofline attention, times an assumed board power"}
 
 
-def estimate_trace(store, source: str, trace: str | None, a: Assumptions, models_dir=None):
+def estimate_trace(store, source: str, trace: str | None, a: Assumptions, models_dir=None, method: str = "auto"):
     """(per-request frame, summary dict) of ESTIMATES for the requests of ``source`` in ``store``."""
     import polars as pl
 
@@ -216,7 +229,7 @@ def estimate_trace(store, source: str, trace: str | None, a: Assumptions, models
             f"no llm_requests rows for source {source!r}{f' trace {trace!r}' if trace else ''} in {store.root}; "
             f"ingest it first (`wattlas ingest {source}`)"
         )
-    per_request, info = estimate_requests(reqs, a, models_dir)
+    per_request, info = estimate_requests(reqs, a, models_dir, method)
     summary_rows = []
     for (name,), g in per_request.group_by(["trace"], maintain_order=True):
         span_h = max(float(g["arrival_s"].max() - g["arrival_s"].min()), 1.0) / 3600.0
