@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=300, help="single-point calls to time")
     args = ap.parse_args()
 
+    load_start = os.getloadavg()[0]  # the machine may be shared: say how busy it was
+
     from wattlas.predictors import load
     from wattlas.predictors.features import gemm_work, gpu_columns
 
@@ -97,6 +99,7 @@ def main() -> None:
         "load_s": round(load_s, 3),
         "trees": int(model.estimator.n_iter_),
         "cpu_count": os.cpu_count(),
+        "loadavg_1m_start": round(load_start, 2),
         "peak_rss_mb": round(rss_mb, 1),
     }
     print(json.dumps(result))

@@ -40,9 +40,9 @@ def list_cmd(models: ModelsOpt = None, fmt: FormatOpt = OutputFormat.table) -> N
         meta = read_meta(name, models)
         best = [m for m in meta.get("metrics", []) if m["method"] == "wattlas"]
         rows.append({
-            "name": name, "predicts": f"{meta['target']} ({meta['target_unit']})",
+            "name": name, "predicts": ", ".join(meta.get("targets") or [meta["target"]]),
             "inputs": ", ".join(i.name for i in get_definition(name).inputs),
-            "cv": "; ".join(f"{m['scheme']} MAPE {m['mape_pct']}%" for m in best),
+            "cv": "; ".join(f"{m.get('target', meta['target'])} {m['scheme']} MAPE {m['mape_pct']}%" for m in best),
             "trained_rows": meta["training_data"]["rows"],
         })
     print_frame(pl.DataFrame(rows), fmt, title="wattlas predictors")
