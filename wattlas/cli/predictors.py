@@ -251,9 +251,8 @@ def estimate_cmd(
         return
     rows = [{k: v for k, v in s.items() if k != "assumptions"} for s in summary["traces"]]
     print_frame(pl.DataFrame(rows), fmt, title="ESTIMATES (not measurements): " + summary["label"])
-    if fmt is OutputFormat.table:
-        err.print(f"[bold]Method:[/bold] {summary['method']}")
-    if fmt is OutputFormat.table:
-        err.print("[bold]Assumptions:[/bold]")
-        for a in summary["assumptions"]:
-            err.print(f"  - {a}")
+    # Estimates never travel without their assumptions (stderr, so csv on stdout stays clean).
+    err.print(f"[bold]Method:[/bold] {summary['method']}")
+    err.print("[bold]Assumptions:[/bold]")
+    for a in summary["assumptions"]:
+        err.print(f"  - {a}")

@@ -139,7 +139,8 @@ def _with_llm_energy(model, requests, a: Assumptions, power_w: float):
     return requests.with_columns(
         pl.Series("prefill_s_est", pre_t), pl.Series("decode_s_est", dec_t),
         pl.Series("prefill_energy_j_est", pre_e / b), pl.Series("decode_energy_j_est", dec_e / b),
-    ).with_columns(energy_j_est=pl.col("prefill_energy_j_est") + pl.col("decode_energy_j_est"))
+    ).with_columns(energy_j_est=pl.col("prefill_energy_j_est") + pl.col("decode_energy_j_est"),
+                   gpu_s_est=(pl.col("prefill_s_est") + pl.col("decode_s_est")) / b)
 
 
 def estimate_requests(requests, a: Assumptions, models_dir=None, method: str = "auto"):
@@ -206,6 +207,8 @@ def estimate_requests(requests, a: Assumptions, models_dir=None, method: str = "
         pl.Series("prefill_s_est", prefill_s), pl.Series("decode_s_est", decode_s),
         pl.Series("prefill_energy_j_est", prefill_j), pl.Series("decode_energy_j_est", decode_j),
         pl.Series("energy_j_est", prefill_j + decode_j),
+        # GPU time this request occupies: its own prefill, its 1/batch share of the decode steps.
+        pl.Series("gpu_s_est", (prefill_s + decode_s / b) * gpus),
     ), {"power_w": power_w, "tdp_w": tdp,
         "method": "operator-runtime predictor + roofline attention, times an assumed board power"}
 
@@ -241,8 +244,7 @@ def estimate_trace(store, source: str, trace: str | None, a: Assumptions, models
             "energy_per_request_j_est": e / g.height,
             "energy_kwh_est": e / 3.6e6,
             "energy_per_hour_kwh_est": e / 3.6e6 / span_h,
-            "gpu_busy_hours_est": float((g["prefill_s_est"] + g["decode_s_est"] / a.decode_batch).sum()) / 3600.0
-            * a.tensor_parallel,
+            "gpu_busy_hours_est": float(g["gpu_s_est"].sum()) / 3600.0,
         })
     summary = {
         "label": f"{a.model} on {get_gpu(a.gpu).name}, source {source}",
