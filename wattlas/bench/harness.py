@@ -332,12 +332,16 @@ def measure_point(
 
 # ---------------------------------------------------------------------------- rows
 def window_too_short(window_s: float, requested_s: float, below_resolution: bool) -> bool:
-    """A window is too short when a counter step was missed or it lasted < 1 s or < the request.
+    """A window is too short when a counter step was missed, it lasted < 1 s or < the request,
+    or the request itself was below 1 s (``--quick``): such rows stay flagged even when a slow
+    iteration happened to stretch the window.
 
     >>> window_too_short(5.2, 5.0, False), window_too_short(0.3, 0.25, False), window_too_short(6, 5, True)
     (False, True, True)
+    >>> window_too_short(1.4, 0.25, False)
+    True
     """
-    return below_resolution or window_s < 1.0 or window_s < 0.95 * requested_s
+    return below_resolution or requested_s < 1.0 or window_s < 1.0 or window_s < 0.95 * requested_s
 
 
 def base_row(pm: PointMeasurement, target: Target, *, idle_power_w: float | None = None,

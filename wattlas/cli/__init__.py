@@ -26,7 +26,7 @@ app = typer.Typer(
 )
 
 #: Modules under wattlas.cli that add commands; each defines register(app).
-COMMAND_MODULES = ("core", "release", "analysis", "bench")
+COMMAND_MODULES = ("core", "release", "analysis", "bench", "predictors")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"{__name__}.{_name}").register(app)

@@ -60,7 +60,9 @@ def fetch(source: Source, f: SourceFile, cache_dir: Path, *, progressbar: Any = 
             f"{source.id}: {f.name} has no download URL; pass a local copy with "
             f"`wattlas ingest {source.id} --from PATH`."
         )
-    dest = cache_dir / source.id
+    # A name with folders (``a100/<org>/<model>/mlp.csv``) keeps them in the cache: converters
+    # read the GPU and model from that path.
+    dest = cache_dir / source.id / Path(f.name).parent
     dest.mkdir(parents=True, exist_ok=True)
     key = f"{source.id}/{f.name}"
     known = f.sha256 or recorded_hashes(cache_dir).get(key)
@@ -71,7 +73,7 @@ def fetch(source: Source, f: SourceFile, cache_dir: Path, *, progressbar: Any = 
         path = pooch.retrieve(
             url,
             known_hash=f"sha256:{known}" if known else None,
-            fname=f.name,
+            fname=Path(f.name).name,
             path=dest,
             downloader=downloader,
         )

@@ -1,0 +1,258 @@
+"""Predictor commands: `predictors list|evaluate|train|gpus|export-onnx`, `predict`, `estimate`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import FormatOpt, OutputFormat, StoreOpt, err, open_store, print_frame
+
+predictors_app = typer.Typer(help="Runtime, power and interference predictors: list, evaluate, train.",
+                             no_args_is_help=True)
+
+ModelsOpt = Annotated[
+    Path | None,
+    typer.Option("--models", help="Directory of model files (default: the models shipped with wattlas).",
+                 show_default=False),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(predictors_app, name="predictors")
+    app.command("predict")(predict_cmd)
+    app.command("estimate")(estimate_cmd)
+
+
+@predictors_app.command("list")
+def list_cmd(models: ModelsOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
+    """Predictors with model files, what they predict, and their headline grouped-CV error."""
+    import polars as pl
+
+    from ..predictors import available, get_definition
+    from ..predictors.bundle import read_meta
+
+    rows = []
+    for name in available(models):
+        meta = read_meta(name, models)
+        best = [m for m in meta.get("metrics", []) if m["method"] == "wattlas"]
+        rows.append({
+            "name": name, "predicts": ", ".join(meta.get("targets") or [meta["target"]]),
+            "inputs": ", ".join(i.name for i in get_definition(name).inputs),
+            "cv": "; ".join(f"{m.get('target', meta['target'])} {m['scheme']} MAPE {m['mape_pct']}%" for m in best),
+            "trained_rows": meta["training_data"]["rows"],
+        })
+    print_frame(pl.DataFrame(rows), fmt, title="wattlas predictors")
+
+
+@predictors_app.command("evaluate")
+def evaluate_cmd(
+    name: Annotated[str | None, typer.Argument(help="One predictor (default: all).")] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option("--store", help="Recompute the grouped CV on this store's data instead of printing the "
+                     "table recorded when the model files were trained.", show_default=False),
+    ] = None,
+    models: ModelsOpt = None,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Grouped cross-validation table (MAPE, median/p90 APE, R²) beside the baselines."""
+    import polars as pl
+
+    from ..predictors import available, get_definition
+    from ..predictors.bundle import read_meta
+    from ..predictors.evaluation import cross_validate
+
+    names = [name] if name else (available(models) if store is None else None)
+    rows: list[dict] = []
+    if store is not None:
+        from ..predictors.definitions import DEFINITIONS
+
+        st = open_store(store)
+        for n in names or list(DEFINITIONS):
+            defn = get_definition(n)
+            try:
+                frame = defn.training_frame(st)
+            except Exception as e:  # a store without this model's data: say so, go on
+                if name:
+                    raise
+                err.print(f"[yellow]{n}: skipped ({e})[/yellow]")
+                continue
+            err.print(f"{n}: grouped cross-validation on {frame.height:,} rows ...")
+            rows += cross_validate(defn, frame)
+        source = f"recomputed on {store}"
+    else:
+        from ..predictors.definitions import DEFINITIONS
+
+        for n in names:
+            rows += [{"model": n, **m} for m in read_meta(n, models).get("metrics", [])]
+        source = "recorded when the shipped model files were trained"
+        missing = [n for n in DEFINITIONS if n not in names] if not name else []
+        if missing:
+            err.print(f"no model files for {', '.join(missing)}: no measurements to train them on yet "
+                      "(they train from `wattlas bench` results: `wattlas predictors train NAME --store DIR`)")
+    if not rows:
+        err.print("no evaluation results")
+        raise typer.Exit(1)
+    cols = ["model", "target", "scheme", "method", "n", "mape_pct", "median_ape_pct", "p90_ape_pct", "r2_log",
+            "worst_group", "worst_group_mape_pct"]
+    df = pl.DataFrame([{c: r.get(c) for c in cols} for r in rows])
+    print_frame(df, fmt, title=f"grouped cross-validation ({source}); r2 in log space")
+
+
+@predictors_app.command("train")
+def train_cmd(
+    name: Annotated[str, typer.Argument(help="Predictor to train (see `wattlas predictors list`).")],
+    store: StoreOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory for the model files "
+                                             "(default: <store>/models).", show_default=False)] = None,
+    evaluate: Annotated[bool, typer.Option(help="Run the grouped cross-validation first (recorded in the "
+                                           "card).")] = True,
+) -> None:
+    """Retrain a predictor on a store's measurements and write .skops, .json and card."""
+    from ..predictors.bundle import save
+    from ..predictors.train import train
+
+    st = open_store(store)
+    err.print(f"training {name} on {st.root} ...")
+    predictor = train(name, st, evaluate=evaluate)
+    dest = out or (st.root / "models")
+    path = save(predictor, dest)
+    err.print(f"wrote {path} (+ .json, .md); use it with `wattlas predict {name} --models {dest} ...`")
+    for m in predictor.meta["metrics"]:
+        if m["method"] == "wattlas":
+            err.print(f"  {m['scheme']}: MAPE {m['mape_pct']}%  median APE {m['median_ape_pct']}%  "
+                      f"p90 APE {m['p90_ape_pct']}%  (n={m['n']})")
+
+
+@predictors_app.command("gpus")
+def gpus_cmd(
+    sources: Annotated[bool, typer.Option("--sources", help="One row per value with its source.")] = False,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """The GPU specification table the predictors use (dense peaks), each value with its source."""
+    from ..predictors.gpus import sources_frame, specs_frame
+
+    print_frame(sources_frame() if sources else specs_frame(), fmt, title="GPU specifications")
+
+
+@predictors_app.command("export-onnx")
+def export_onnx_cmd(
+    name: Annotated[str, typer.Argument(help="Predictor to export.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write.")],
+    models: ModelsOpt = None,
+) -> None:
+    """Export the trees as ONNX if the conversion is exact (checked to 1e-4 relative); refuse otherwise."""
+    from ..predictors import load
+    from ..predictors.onnx import export_onnx
+
+    report = export_onnx(load(name, models), out)
+    err.print(f"wrote {out}: max relative difference {report['max_rel_diff']:.2e} on {report['rows']} rows")
+
+
+_POINT_OPTS = {
+    "gpu": "gpu", "m": "m", "n": "n", "k": "k", "dtype": "dtype", "op": "op", "num_tokens": "num_tokens",
+    "n_embd": "n_embd", "n_expanded_embd": "n_expanded_embd", "n_head": "n_head", "n_kv_head": "n_kv_head",
+    "tensor_parallel": "tensor_parallel", "gated": "use_gated_mlp", "power_limit": "power_limit_w",
+    "batch_size": "batch_size", "ref_power": "ref_power_w", "ref_time": "ref_time_s",
+    "llm": "model", "phase": "phase", "input_tokens": "input_tokens", "output_tokens": "output_tokens",
+}
+
+
+def predict_cmd(
+    name: Annotated[str, typer.Argument(help="Predictor (see `wattlas predictors list`).")],
+    gpu: Annotated[str | None, typer.Option(help="GPU name (H100, A100, ...).")] = None,
+    m: Annotated[int | None, typer.Option("--m", help="GEMM rows.")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="GEMM columns.")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="GEMM reduction size.")] = None,
+    dtype: Annotated[str | None, typer.Option(help="fp16, bf16, fp8, tf32, fp32.")] = None,
+    op: Annotated[str | None, typer.Option(help="Operator (operator-runtime).")] = None,
+    num_tokens: Annotated[int | None, typer.Option(help="Tokens (operator-runtime).")] = None,
+    n_embd: Annotated[int | None, typer.Option(help="Hidden size.")] = None,
+    n_expanded_embd: Annotated[int | None, typer.Option(help="MLP intermediate size.")] = None,
+    n_head: Annotated[int | None, typer.Option(help="Query heads.")] = None,
+    n_kv_head: Annotated[int | None, typer.Option(help="Key/value heads.")] = None,
+    tensor_parallel: Annotated[int | None, typer.Option(help="Tensor-parallel degree.")] = None,
+    gated: Annotated[bool | None, typer.Option("--gated/--not-gated", help="Gated MLP.")] = None,
+    power_limit: Annotated[float | None, typer.Option(help="Power limit (W).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
+    ref_power: Annotated[float | None, typer.Option(help="Reference run power (W).")] = None,
+    ref_time: Annotated[float | None, typer.Option(help="Reference run time per epoch (s).")] = None,
+    llm: Annotated[str | None, typer.Option(help="LLM architecture (llm-energy): llama-3-8b, ...")] = None,
+    phase: Annotated[str | None, typer.Option(help="prefill, decode or e2e (llm-energy).")] = None,
+    input_tokens: Annotated[int | None, typer.Option(help="Prompt/context tokens (llm-energy).")] = None,
+    output_tokens: Annotated[int | None, typer.Option(help="Generated tokens, e2e (llm-energy).")] = None,
+    input_: Annotated[Path | None, typer.Option("--input", "-i", help="Parquet (or CSV) file of input rows.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write predictions to this Parquet "
+                                                "file instead of printing them.")] = None,
+    models: ModelsOpt = None,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Predict one point from options, or a batch with --input FILE [-o OUT.parquet]."""
+    import polars as pl
+
+    from ..errors import WattlasError
+    from ..predictors import load
+
+    options = dict(locals())  # (a comprehension has its own locals())
+    given = {col: options[opt] for opt, col in _POINT_OPTS.items() if options[opt] is not None}
+    predictor = load(name, models)
+    if input_ is not None:
+        if given:
+            raise WattlasError(f"give either --input or point options ({', '.join(given)}), not both")
+        frame = pl.read_csv(input_) if input_.suffix.lower() == ".csv" else pl.read_parquet(input_)
+    else:
+        frame = pl.DataFrame({c: [v] for c, v in given.items()})
+    result = predictor.predict_frame(frame)
+    if output is not None:
+        result.write_parquet(output)
+        err.print(f"wrote {result.height:,} predictions to {output}")
+        return
+    if result["out_of_domain"].any():
+        err.print("[yellow]rows flagged out_of_domain are outside the training data's range: the prediction "
+                  "is an extrapolation[/yellow]")
+    print_frame(result, fmt, title=f"{name} prediction ({predictor.definition.target_unit})")
+
+
+def estimate_cmd(
+    source: Annotated[str, typer.Option("--source", help="Source id of an ingested request trace.")],
+    gpu: Annotated[str, typer.Option(help="GPU serving the trace (H100, A100, ...).")],
+    model: Annotated[str, typer.Option(help="LLM served: " + "llama-3-8b, llama-2-7b, llama-2-70b, llama-3-70b.")],
+    trace: Annotated[str | None, typer.Option(help="One trace of the source (default: all).")] = None,
+    power_limit: Annotated[float | None, typer.Option(help="GPU power limit (W); default: TDP.")] = None,
+    decode_batch: Annotated[int, typer.Option(help="Requests decoded together (continuous batching).")] = 16,
+    tensor_parallel: Annotated[int, typer.Option(help="Tensor-parallel degree (GPUs per replica).")] = 1,
+    dtype: Annotated[str, typer.Option(help="Weights/activations dtype.")] = "bf16",
+    method: Annotated[str, typer.Option(help="auto (llm-energy when a model exists), llm-energy, or "
+                                        "operator-runtime (layer operators + assumed board power).")] = "auto",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write per-request estimates "
+                                                "(Parquet).")] = None,
+    store: StoreOpt = None,
+    models: ModelsOpt = None,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """ESTIMATE per-request prefill/decode time and energy of a trace, and its energy per hour."""
+    import polars as pl
+
+    from ..predictors.estimate import Assumptions, estimate_trace
+
+    assumptions = Assumptions(gpu=gpu, model=model, power_limit_w=power_limit, decode_batch=decode_batch,
+                              tensor_parallel=tensor_parallel, dtype=dtype)
+    per_request, summary = estimate_trace(open_store(store), source, trace, assumptions, models_dir=models,
+                                          method=method)
+    if output is not None:
+        per_request.write_parquet(output)
+        err.print(f"wrote {per_request.height:,} per-request estimates to {output}")
+    if fmt is OutputFormat.json:
+        sys.stdout.write(json.dumps(summary, default=str) + "\n")
+        return
+    rows = [{k: v for k, v in s.items() if k != "assumptions"} for s in summary["traces"]]
+    print_frame(pl.DataFrame(rows), fmt, title="ESTIMATES (not measurements): " + summary["label"])
+    # Estimates never travel without their assumptions (stderr, so csv on stdout stays clean).
+    err.print(f"[bold]Method:[/bold] {summary['method']}")
+    err.print("[bold]Assumptions:[/bold]")
+    for a in summary["assumptions"]:
+        err.print(f"  - {a}")

@@ -1,0 +1,246 @@
+"""Model files: save with skops, load only what is on an explicit allow-list.
+
+A predictor is three files side by side: ``<name>.skops`` (the fitted estimator, never pickle),
+``<name>.json`` (feature contract, training data, grouped-CV metrics, training envelope, library
+versions and the SHA-256 of the ``.skops`` file) and ``<name>.md`` (the model card, written with
+``skops.card.Card``). Loading checks the hash and then asks skops which types the file would
+build; a type not on :data:`TRUSTED_TYPES` refuses the file before anything is constructed.
+
+Examples
+--------
+>>> import polars as pl
+>>> from wattlas.predictors import load
+>>> model = load("gemm-runtime")                                           # doctest: +SKIP
+>>> model.predict(pl.DataFrame({"gpu": ["H100"], "m": [4096], "n": [4096], "k": [4096]}))  # doctest: +SKIP
+array([0.000168...])
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import WattlasError
+from .definitions import ModelDef, get_definition
+
+if TYPE_CHECKING:
+    import polars as pl
+
+log = logging.getLogger("wattlas.predictors")
+
+#: Up to this many rows are predicted on one thread; larger batches in chunks on a thread pool.
+SMALL_BATCH = 20_000
+CHUNK_ROWS = 65_536
+
+
+@functools.cache
+def _threadpools():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def predict_chunked(fn, frame: pl.DataFrame) -> np.ndarray:
+    """``fn(frame)`` with one OpenMP thread per call; big batches in chunks on all cores.
+
+    OpenMP's own threading spins at barriers when cores are busy (a 1-row prediction took
+    360 ms p90 on a loaded 2-core machine); chunks on a thread pool (numpy, polars and the
+    trees release the GIL) keep every core busy without that, and single points pay no thread
+    start-up.
+    """
+    workers = os.cpu_count() or 1
+    with _threadpools().limit(limits=1, user_api="openmp"):
+        if frame.height <= SMALL_BATCH or workers == 1:
+            return fn(frame)
+        from concurrent.futures import ThreadPoolExecutor
+
+        chunks = [frame.slice(i, CHUNK_ROWS) for i in range(0, frame.height, CHUNK_ROWS)]
+        with ThreadPoolExecutor(workers) as pool:
+            return np.concatenate(list(pool.map(fn, chunks)))
+
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+#: Every type a wattlas model file may contain. Review changes to this list like code: it is
+#: what skops is allowed to construct. (Regenerate with ``skops.io.get_untrusted_types`` when
+#: scikit-learn changes its internals, and check each new entry.)
+TRUSTED_TYPES = (
+    "wattlas.predictors.estimators.MultiTargetResidualRegressor",
+    "wattlas.predictors.estimators.ResidualBoostingRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
+
+
+class UntrustedModelError(WattlasError):
+    """A model file that is damaged, altered, or would build types outside the allow-list."""
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclass
+class Predictor:
+    """A fitted predictor: its definition, the estimator, and the recorded metadata.
+
+    ``predict(frame)`` takes a polars DataFrame (or a dict of columns) with the definition's
+    input columns and returns a numpy array in ``target_unit``; ``predict_frame`` returns the
+    input with the prediction and an ``out_of_domain`` flag added.
+    """
+
+    definition: ModelDef
+    estimator: Any
+    meta: dict
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def features(self, frame) -> pl.DataFrame:
+        import polars as pl
+
+        if not isinstance(frame, pl.DataFrame):
+            frame = pl.DataFrame(frame)
+        return self.definition.features(self.definition.check_inputs(frame))
+
+    def predict(self, frame) -> np.ndarray:
+        """Predictions (in ``self.definition.target_unit``) for each row of ``frame``."""
+        import polars as pl
+
+        if not isinstance(frame, pl.DataFrame):
+            frame = pl.DataFrame(frame)
+        frame = self.definition.check_inputs(frame)
+        return predict_chunked(lambda f: self.estimator.predict(self.definition.features(f)), frame)
+
+    def predict_frame(self, frame) -> pl.DataFrame:
+        """``frame`` with the prediction column and ``out_of_domain`` (outside the training envelope)."""
+        import polars as pl
+
+        if not isinstance(frame, pl.DataFrame):
+            frame = pl.DataFrame(frame)
+        X = self.features(frame)
+        pred = np.asarray(predict_chunked(self.estimator.predict, X)).reshape(X.height, -1)
+        cols = [pl.Series(name, pred[:, j]) for j, name in enumerate(self.definition.target_names)]
+        return frame.with_columns(*cols, pl.Series("out_of_domain", self.out_of_domain(X)))
+
+    def out_of_domain(self, X: pl.DataFrame) -> np.ndarray:
+        flags = np.zeros(X.height, dtype=bool)
+        for col, (lo, hi) in self.meta.get("envelope", {}).items():
+            if col in X.columns and lo is not None:
+                v = X[col].to_numpy()
+                flags |= ~np.isnan(v) & ((v < lo - 1e-9) | (v > hi + 1e-9))
+                flags |= np.isnan(v) & (lo == lo)  # a spec value missing at predict time but known in training
+        return flags
+
+
+def envelope(X: pl.DataFrame) -> dict[str, list[float | None]]:
+    out = {}
+    for c in X.columns:
+        v = X[c].to_numpy()
+        v = v[~np.isnan(v)]
+        out[c] = [float(v.min()), float(v.max())] if v.size else [None, None]
+    return out
+
+
+def save(predictor: Predictor, directory: str | os.PathLike[str], *, card: bool = True) -> Path:
+    """Write ``<name>.skops``, ``<name>.json`` and (``card=True``) ``<name>.md`` into ``directory``."""
+    import skops.io as sio
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{predictor.name}.skops"
+    tmp = d / f".{predictor.name}.skops.tmp"
+    import zipfile
+
+    sio.dump(predictor.estimator, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+    untrusted = set(sio.get_untrusted_types(file=tmp))
+    extra = untrusted - set(TRUSTED_TYPES)
+    if extra:
+        tmp.unlink()
+        raise UntrustedModelError(f"refusing to save: the model holds types outside TRUSTED_TYPES: {sorted(extra)}")
+    os.replace(tmp, path)
+    meta = dict(predictor.meta)
+    meta["sha256"] = sha256_file(path)
+    meta["trusted_types"] = sorted(untrusted)
+    (d / f"{predictor.name}.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    if card:
+        from .cards import write_card
+
+        write_card(predictor, meta, d / f"{predictor.name}.md")
+    return path
+
+
+def available(directory: str | os.PathLike[str] | None = None) -> list[str]:
+    """Names of the predictors with files in ``directory`` (default: the shipped ones)."""
+    d = Path(directory) if directory is not None else MODELS_DIR
+    return sorted(p.stem for p in d.glob("*.skops"))
+
+
+def read_meta(name: str, directory: str | os.PathLike[str] | None = None) -> dict:
+    d = Path(directory) if directory is not None else MODELS_DIR
+    path = d / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        known = ", ".join(available(d)) or "none"
+        raise WattlasError(
+            f"no model {name!r} in {d} (available: {known}); train one with "
+            f"`wattlas predictors train {name} --store DIR`"
+        ) from None
+    except json.JSONDecodeError as e:
+        raise UntrustedModelError(f"{path} is not valid JSON ({e}); the model files are damaged") from e
+
+
+def load(name: str, directory: str | os.PathLike[str] | None = None) -> Predictor:
+    """Load predictor ``name`` (shipped, or from ``directory``), refusing untrusted files.
+
+    Raises :class:`UntrustedModelError` when the ``.skops`` file's SHA-256 differs from the one
+    recorded beside it, when it is not a valid skops file, or when it would construct any type
+    outside :data:`TRUSTED_TYPES`.
+    """
+    import skops.io as sio
+
+    definition = get_definition(name)
+    d = Path(directory) if directory is not None else MODELS_DIR
+    meta = read_meta(name, d)
+    path = d / f"{name}.skops"
+    if not path.is_file():
+        raise WattlasError(f"{path} is missing (its {name}.json is there)")
+    digest = sha256_file(path)
+    if digest != meta.get("sha256"):
+        raise UntrustedModelError(
+            f"{path}: SHA-256 {digest} differs from the recorded {meta.get('sha256')}; the file was altered "
+            "after it was written. Refusing to load it; reinstall wattlas or retrain the model."
+        )
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as e:  # skops raises zipfile/JSON/key errors on damaged files
+        raise UntrustedModelError(f"{path} is not a readable skops file ({type(e).__name__}: {e})") from e
+    extra = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if extra:
+        raise UntrustedModelError(
+            f"{path} would construct types that wattlas does not trust: {extra}. Refusing to load it."
+        )
+    try:
+        est = sio.load(path, trusted=list(TRUSTED_TYPES))
+    except Exception as e:
+        raise UntrustedModelError(f"{path} could not be loaded safely ({type(e).__name__}: {e})") from e
+    from .estimators import MultiTargetResidualRegressor, ResidualBoostingRegressor
+
+    if not isinstance(est, ResidualBoostingRegressor | MultiTargetResidualRegressor):
+        raise UntrustedModelError(f"{path} holds a {type(est).__name__}, not a wattlas predictor")
+    expected = [f for f, _ in definition.feature_doc] if definition.feature_doc else None
+    names = list(getattr(est, "feature_names_in_", []))
+    if expected and sorted(names) != sorted(expected):
+        raise WattlasError(
+            f"{path} was fitted on features {names}, this wattlas computes {expected}: retrain the model"
+        )
+    return Predictor(definition, est, meta)

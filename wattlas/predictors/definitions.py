@@ -1,0 +1,558 @@
+"""What each predictor is: its inputs, features, physics base, training data and evaluation groups.
+
+A :class:`ModelDef` is plain data plus three functions: ``features`` (user frame -> feature
+frame, the model's column contract), ``raw_features`` (the same rows as untransformed inputs, for
+the linear and raw gradient-boosting baselines) and ``training_frame`` (store -> rows with the
+target ``y`` and the group columns). The fitted estimator never sees strings: GPU names and
+dtypes become spec numbers here, through :mod:`wattlas.predictors.gpus`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import WattlasError
+from . import features as F
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from ..store import Store
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input column a predictor reads (``kind``: str, float, int or bool)."""
+
+    name: str
+    kind: str
+    description: str
+    unit: str | None = None
+    default: object = None
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A grouped cross-validation: hold out each value of ``group`` in turn.
+
+    For pairwise data ``partner`` names the other member's column: holding out a value then
+    also removes from training every row whose partner is that value.
+    """
+
+    name: str
+    group: str
+    description: str
+    partner: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelDef:
+    name: str
+    title: str
+    target: str
+    target_unit: str
+    inputs: tuple[Input, ...]
+    base_feature: str
+    features: Callable[[pl.DataFrame], pl.DataFrame]
+    raw_features: Callable[[pl.DataFrame], pl.DataFrame]
+    training_frame: Callable[[Store], pl.DataFrame]
+    schemes: tuple[Scheme, ...]
+    sources: tuple[str, ...]
+    licence: str
+    limits: tuple[str, ...]
+    params: dict = field(default_factory=dict)
+    feature_doc: tuple[tuple[str, str], ...] = ()
+    targets_doc: str = ""
+    #: Several targets: (output column, unit, base feature) each; the training frame then has a
+    #: ``y_<output column>`` per target instead of ``y``.
+    targets: tuple[tuple[str, str, str], ...] = ()
+    #: A column whose values get their own MAPE in the evaluation (e.g. the operator).
+    breakdown: str | None = None
+
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        return tuple(t[0] for t in self.targets) or (self.target,)
+
+    @property
+    def base_features(self) -> tuple[str, ...]:
+        return tuple(t[2] for t in self.targets) or (self.base_feature,)
+
+    def y(self, frame: pl.DataFrame) -> np.ndarray:
+        """Target values: 1-D for one target, one column per target otherwise."""
+        if not self.targets:
+            return frame["y"].to_numpy().astype(np.float64)
+        return np.column_stack([frame[f"y_{t[0]}"].to_numpy().astype(np.float64) for t in self.targets])
+
+    def make_estimator(self):
+        from .estimators import MultiTargetResidualRegressor, ResidualBoostingRegressor
+
+        if self.targets:
+            return MultiTargetResidualRegressor(self.base_features, **self.params)
+        return ResidualBoostingRegressor(self.base_feature, **self.params)
+
+    def check_inputs(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` with defaults filled; a clear error naming missing columns."""
+        import polars as pl
+
+        missing = [i.name for i in self.inputs if i.name not in frame.columns and i.default is None]
+        if missing:
+            need = ", ".join(f"{i.name} ({i.description})" for i in self.inputs if i.name in missing)
+            raise WattlasError(f"{self.name}: input is missing column(s) {missing}: {need}")
+        add = [pl.lit(i.default).alias(i.name) for i in self.inputs if i.name not in frame.columns]
+        frame = frame.with_columns(add) if add else frame
+        for i in self.inputs:
+            col = frame[i.name]
+            if i.kind in ("float", "int") and not col.dtype.is_numeric():
+                raise WattlasError(f"{self.name}: column {i.name!r} must be numeric, got {col.dtype}")
+            if i.kind in ("float", "int") and col.null_count():
+                raise WattlasError(f"{self.name}: column {i.name!r} has {col.null_count()} null value(s)")
+            if i.kind in ("float", "int") and (col <= 0).any():
+                raise WattlasError(f"{self.name}: column {i.name!r} must be > 0")
+        return frame
+
+
+def _frame(cols: dict[str, np.ndarray]):
+    import polars as pl
+
+    return pl.DataFrame({k: np.asarray(v, dtype=np.float64) for k, v in cols.items()})
+
+
+def _specs(frame: pl.DataFrame) -> dict[str, np.ndarray]:
+    return F.gpu_columns(frame["gpu"], frame["dtype"])
+
+
+# ----------------------------------------------------------------------------- runtime models
+def _gemm_features(frame: pl.DataFrame):
+    spec = _specs(frame)
+    m, n, k = (frame[c].to_numpy().astype(np.float64) for c in ("m", "n", "k"))
+    w = F.gemm_work(m, n, k, spec["dtype_bytes"])
+    return _frame(F.roofline_features(m, n, k, w["flops"], w["bytes"], spec))
+
+
+def _gemm_raw(frame: pl.DataFrame):
+    spec = _specs(frame)
+    cols = {c: frame[c].to_numpy() for c in ("m", "n", "k")}
+    cols.update({c: spec[c] for c in ("dtype_bytes", "peak_tflops", "mem_bw_gbs", "sm_count")})
+    return _frame(cols)
+
+
+def _operator_arrays(frame: pl.DataFrame):
+    spec = _specs(frame)
+    m, n, k, flops, nbytes = F.operator_work(
+        frame["op"].to_numpy(), frame["num_tokens"].to_numpy(), frame["tensor_parallel"].to_numpy(),
+        frame["n_head"].to_numpy(), frame["n_kv_head"].to_numpy(), frame["n_embd"].to_numpy(),
+        frame["n_expanded_embd"].to_numpy(), frame["use_gated_mlp"].to_numpy(), spec["dtype_bytes"],
+    )
+    return spec, m, n, k, flops, nbytes
+
+
+def _op_onehot(frame: pl.DataFrame) -> dict[str, np.ndarray]:
+    op = frame["op"].to_numpy()
+    return {f"op_{o}": (op == o).astype(np.float64) for o in F.OPERATOR_OPS}
+
+
+def _operator_features(frame: pl.DataFrame):
+    spec, m, n, k, flops, nbytes = _operator_arrays(frame)
+    cols = F.roofline_features(m, n, k, flops, nbytes, spec)
+    t_roof = cols.pop("t_roof_s")
+    cols.update(_op_onehot(frame))
+    cols["t_roof_s"] = t_roof
+    return _frame(cols)
+
+
+def _operator_raw(frame: pl.DataFrame):
+    spec = _specs(frame)
+    cols = {c: frame[c].cast(float).to_numpy() for c in
+            ("num_tokens", "tensor_parallel", "n_head", "n_kv_head", "n_embd", "n_expanded_embd", "use_gated_mlp")}
+    cols.update(_op_onehot(frame))
+    cols.update({c: spec[c] for c in ("dtype_bytes", "peak_tflops", "mem_bw_gbs", "sm_count")})
+    return _frame(cols)
+
+
+def architecture_groups(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add ``arch``: models with identical layer shapes (Llama-2-70B, Llama-3-70B) form one group,
+    so holding out a "model" never leaves its exact shapes in the training set."""
+    import polars as pl
+
+    key = pl.format("{}-{}-{}-{}-{}", "n_embd", "n_expanded_embd", "n_head", "n_kv_head", "use_gated_mlp")
+    names = (frame.with_columns(_key=key).group_by("_key")
+             .agg(arch=pl.col("model").unique().sort().str.join("+")))
+    return frame.with_columns(_key=key).join(names, on="_key").drop("_key")
+
+
+def _vidur_rows(store: Store, gemm_only: bool) -> pl.DataFrame:
+    import polars as pl
+
+    where = "is_gemm" if gemm_only else f"op in ({', '.join(repr(o) for o in F.OPERATOR_OPS)})"
+    df = store.sql(f"""
+        select gpu, model, op, dtype, num_tokens, tensor_parallel, n_head, n_kv_head, n_embd, n_expanded_embd,
+               use_gated_mlp, m, n, k, avg(time_median_s) as y
+        from operator_times where {where}
+        group by all
+    """)
+    if df.height == 0:
+        return df
+    return architecture_groups(df).with_columns(pl.lit(True).alias("evaluate"))
+
+
+def _bench_gemm_rows(store: Store) -> pl.DataFrame | None:
+    """GEMM rows of our own ``bench_results`` (bench.md section 9 columns), when the store has any."""
+    import polars as pl
+
+    from ..schemas import TABLES
+
+    if "bench_results" not in TABLES:
+        return None
+    df = store.sql("""
+        select gpu_name, dtype, m, n, k, median(time_per_iter_s_median) as y
+        from bench_results where kind = 'gemm' and time_per_iter_s_median > 0 and device_type = 'cuda'
+        group by all
+    """)
+    if df.height == 0:
+        return None
+    from .gpus import get_gpu
+
+    keys = {g: get_gpu(g).key for g in df["gpu_name"].unique().to_list()}
+    return df.with_columns(
+        gpu=pl.col("gpu_name").replace_strict(keys), model=pl.lit("bench"), arch=pl.lit("bench-sweep"),
+        evaluate=pl.lit(True),
+    ).drop("gpu_name")
+
+
+def _gemm_training(store: Store) -> pl.DataFrame:
+    import polars as pl
+
+    parts = []
+    vidur = _vidur_rows(store, gemm_only=True)
+    if vidur.height:
+        parts.append(vidur.select("gpu", "dtype", "m", "n", "k", "y", "model", "arch", "evaluate"))
+    bench = _bench_gemm_rows(store)
+    if bench is not None:
+        parts.append(bench.select("gpu", "dtype", "m", "n", "k", "y", "model", "arch", "evaluate"))
+    if not parts:
+        raise WattlasError("no GEMM measurements in the store: ingest vidur-profiling or bench results first")
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def _operator_training(store: Store) -> pl.DataFrame:
+    df = _vidur_rows(store, gemm_only=False)
+    if df.height == 0:
+        raise WattlasError("no operator_times rows in the store: run `wattlas ingest vidur-profiling` first")
+    return df
+
+
+_RUNTIME_PARAMS = {"max_iter": 400, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20}
+_RUNTIME_LIMITS = (
+    "Trained on Vidur's fp16 profiles (one transformer layer, PyTorch/cuBLAS kernels of 2024) on A100 SXM4 80GB, "
+    "A40 and H100 SXM; other dtypes (bf16, fp8) and GPUs are predicted through the spec features only "
+    "(fp16 and bf16 share peaks and kernels; fp8 has no training rows).",
+    "Times are GPU kernel time (Vidur's record_function sum of kernels), not wall time with launch gaps.",
+    "Sub-10-microsecond operators are measured at 1-microsecond resolution, so their relative error is large.",
+    "Rows outside the training envelope (larger M, unseen GPUs) are flagged `out_of_domain`; the roofline base "
+    "keeps extrapolation bounded but untested.",
+)
+
+GEMM_RUNTIME = ModelDef(
+    name="gemm-runtime",
+    title="GEMM runtime from shape, dtype and GPU specification",
+    target="time_s", target_unit="s",
+    inputs=(
+        Input("gpu", "str", "GPU name or spec key (`wattlas predictors gpus`)"),
+        Input("m", "int", "rows of A and C"), Input("n", "int", "columns of B and C"),
+        Input("k", "int", "reduction dimension"),
+        Input("dtype", "str", "element type: fp16, bf16, fp8, tf32, fp32", default="bf16"),
+    ),
+    base_feature="t_roof_s",
+    features=_gemm_features, raw_features=_gemm_raw, training_frame=_gemm_training,
+    schemes=(
+        Scheme("leave-one-model-out", "arch", "hold out every GEMM of one model architecture (Vidur)"),
+        Scheme("leave-one-gpu-out", "gpu", "train on the other GPUs' measurements, predict this GPU's"),
+    ),
+    sources=("vidur-profiling", "bench_results (kind = gemm), when present"),
+    licence="MIT (Vidur profiles); wattlas bench measurements: Apache-2.0",
+    limits=_RUNTIME_LIMITS + (
+        "A compact ensemble (30 trees of up to 255 leaves), fixed before evaluation for batch prediction speed; "
+        "operator-runtime uses 400 smaller trees.",),
+    # Fixed for speed (simulators query millions of shapes), not tuned on the evaluation folds.
+    params={"max_iter": 30, "learning_rate": 0.3, "max_leaf_nodes": 255, "min_samples_leaf": 40},
+    feature_doc=F.RUNTIME_FEATURES,
+    targets_doc="median GPU time of one GEMM (s); learned as log(time / roofline time)",
+)
+
+OPERATOR_RUNTIME = ModelDef(
+    name="operator-runtime",
+    title="Transformer-layer operator runtime (Vidur operators) from model shape, tokens and GPU",
+    target="time_s", target_unit="s",
+    inputs=(
+        Input("gpu", "str", "GPU name or spec key"),
+        Input("op", "str", f"operator: {', '.join(F.OPERATOR_OPS)}"),
+        Input("num_tokens", "int", "tokens in the batch (GEMM rows M)", "tokens"),
+        Input("n_embd", "int", "hidden size h"), Input("n_expanded_embd", "int", "MLP intermediate size f"),
+        Input("n_head", "int", "query heads"), Input("n_kv_head", "int", "key/value heads"),
+        Input("use_gated_mlp", "bool", "gated (SiLU-and-mul) MLP", default=True),
+        Input("tensor_parallel", "int", "tensor-parallel degree", default=1),
+        Input("dtype", "str", "element type", default="fp16"),
+    ),
+    base_feature="t_roof_s",
+    features=_operator_features, raw_features=_operator_raw, training_frame=_operator_training,
+    schemes=(
+        Scheme("leave-one-model-out", "arch", "hold out every operator of one model architecture"),
+        Scheme("leave-one-gpu-out", "gpu", "train on the other GPUs' profiles, predict this GPU's"),
+    ),
+    sources=("vidur-profiling",), licence="MIT (Vidur profiles)", limits=_RUNTIME_LIMITS,
+    params=_RUNTIME_PARAMS,
+    feature_doc=F.RUNTIME_FEATURES + tuple((f"op_{o}", f"1 if op is {o}") for o in F.OPERATOR_OPS),
+    breakdown="op",
+    targets_doc="median GPU time of one operator (s); learned as log(time / roofline time)",
+)
+
+
+# ----------------------------------------------------------------------------- training power / time
+def _power_arrays(frame: pl.DataFrame) -> dict[str, np.ndarray]:
+    from .gpus import get_gpu
+
+    gpus = frame["gpu"].to_numpy()
+    tdp = np.empty(len(gpus))
+    fp32 = np.empty(len(gpus))
+    bw = np.empty(len(gpus))
+    for g in set(gpus.tolist()):
+        s = get_gpu(g)
+        rows = gpus == g
+        tdp[rows], fp32[rows], bw[rows] = (np.nan if v is None else v for v in (s.tdp_w, s.peak_fp32_tflops,
+                                                                                  s.mem_bw_gbs))
+    return F.power_features(frame["ref_power_w"].to_numpy(), frame["ref_time_s"].to_numpy(),
+                            frame["power_limit_w"].to_numpy(), frame["batch_size"].to_numpy(), tdp, fp32, bw)
+
+
+def _power_features(frame: pl.DataFrame):
+    return _frame(_power_arrays(frame))
+
+
+def _time_features(frame: pl.DataFrame):
+    cols = _power_arrays(frame)
+    cols["time_phys_s"] = cols.pop("time_phys_s")  # keep the base last, like the power model
+    return _frame(cols)
+
+
+def _power_raw(frame: pl.DataFrame):
+    a = _power_arrays(frame)
+    return _frame({"ref_power_w": frame["ref_power_w"].to_numpy(), "ref_time_s": frame["ref_time_s"].to_numpy(),
+                   "power_limit_w": a["power_limit_w"], "batch_size": frame["batch_size"].to_numpy(),
+                   "tdp_w": a["tdp_w"], "peak_fp32_tflops": a["peak_fp32_tflops"], "mem_bw_gbs": a["mem_bw_gbs"]})
+
+
+def zeus_reference_runs(df: pl.DataFrame) -> pl.DataFrame:
+    """Join each row with its workload's reference run: same GPU, dataset, network, batch size and
+    optimizer at the GPU's highest power limit in the data (Zeus profiles this way)."""
+    import polars as pl
+
+    keys = ["gpu", "dataset", "network", "batch_size", "optimizer"]
+    top = df.group_by("gpu").agg(pl.col("power_limit_w").max().alias("_max_pl"))
+    ref = (df.join(top, on="gpu").filter(pl.col("power_limit_w") == pl.col("_max_pl"))
+           .group_by(keys).agg(ref_power_w=pl.col("avg_power_w").mean(), ref_time_s=pl.col("time_per_epoch_s").mean()))
+    out = df.join(ref, on=keys, how="inner").join(top, on="gpu")
+    # The reference rows themselves are inputs, not predictions: never scored.
+    return out.with_columns(evaluate=pl.col("power_limit_w") < pl.col("_max_pl")).drop("_max_pl")
+
+
+def _zeus_training(store: Store, target: str) -> pl.DataFrame:
+    import polars as pl
+
+    df = store.sql("select gpu, dataset, network, batch_size, optimizer, power_limit_w, time_per_epoch_s, "
+                   "avg_power_w from training_power")
+    if df.height == 0:
+        raise WattlasError("no training_power rows in the store: run `wattlas ingest zeus-nsdi23` first")
+    return zeus_reference_runs(df).with_columns(y=pl.col(target))
+
+
+_ZEUS_INPUTS = (
+    Input("gpu", "str", "GPU name or spec key"),
+    Input("power_limit_w", "float", "power limit to predict at", "W"),
+    Input("batch_size", "int", "training batch size", "samples"),
+    Input("ref_power_w", "float", "average power of a reference run of the same job at the GPU's highest "
+          "power limit", "W"),
+    Input("ref_time_s", "float", "time per epoch of that reference run", "s"),
+)
+_ZEUS_SCHEMES = (
+    Scheme("leave-one-network-out", "network", "hold out every run of one DNN (all its data sets, GPUs)"),
+    Scheme("leave-one-gpu-out", "gpu", "train on the other GPUs' runs, predict this GPU's"),
+)
+_ZEUS_LIMITS = (
+    "Needs one measured reference run of the same job on the same GPU at the GPU's highest power limit "
+    "(Zeus profiles the same way); it cannot predict a job that was never run.",
+    "Trained on six DNN training workloads on A40, V100 PCIe, P100 PCIe and Quadro RTX 6000 (2022); "
+    "reference rows are inputs and are not scored.",
+    "Single-GPU training only; power limits below the lowest profiled (100-125 W) are extrapolation.",
+)
+
+TRAINING_POWER = ModelDef(
+    name="training-power",
+    title="Average GPU power of a training job under a power limit, from a reference run",
+    target="avg_power_w", target_unit="W", inputs=_ZEUS_INPUTS, base_feature="power_phys_w",
+    features=_power_features, raw_features=_power_raw,
+    training_frame=lambda store: _zeus_training(store, "avg_power_w"),
+    schemes=_ZEUS_SCHEMES, sources=("zeus-nsdi23",), licence="Apache-2.0 (Zeus traces)", limits=_ZEUS_LIMITS,
+    params={"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 10},
+    feature_doc=F.POWER_FEATURES,
+    targets_doc="average GPU power (W); learned as log(power / min(reference power, limit))",
+)
+
+TRAINING_TIME = ModelDef(
+    name="training-time",
+    title="Time per epoch of a training job under a power limit, from a reference run",
+    target="time_per_epoch_s", target_unit="s", inputs=_ZEUS_INPUTS, base_feature="time_phys_s",
+    features=_time_features, raw_features=_power_raw,
+    training_frame=lambda store: _zeus_training(store, "time_per_epoch_s"),
+    schemes=_ZEUS_SCHEMES, sources=("zeus-nsdi23",), licence="Apache-2.0 (Zeus traces)", limits=_ZEUS_LIMITS,
+    params={"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 10},
+    feature_doc=F.POWER_FEATURES,
+    targets_doc="time per epoch (s); learned as log(time / (reference time * max(1, reference power / limit)))",
+)
+
+# ----------------------------------------------------------------------------- interference
+def bench_results(store: Store) -> pl.DataFrame:
+    """All ``bench_results`` rows of ``store`` (the table comes with wattlas' bench module)."""
+    from ..schemas import TABLES
+
+    if "bench_results" not in TABLES:
+        raise WattlasError("this wattlas has no bench_results table (the bench module is not installed)")
+    return store.sql("select * from bench_results")
+
+
+def _interference_training(store: Store) -> pl.DataFrame:
+    from .interference import from_bench
+
+    frame = from_bench(bench_results(store))
+    if frame.height == 0:
+        raise WattlasError("no co-location pairs in bench_results: run `wattlas bench colocate` first")
+    return frame
+
+
+def _interference_features(frame: pl.DataFrame):
+    from .interference import features
+
+    return features(frame)
+
+
+def _interference_raw(frame: pl.DataFrame):
+    from .interference import raw_features
+
+    return raw_features(frame)
+
+
+_NAN = float("nan")
+INTERFERENCE = ModelDef(
+    name="interference",
+    title="Slowdown of each member of a co-located pair, from the two solo profiles",
+    target="slowdown", target_unit="x (co-located time / solo time)",
+    inputs=(
+        Input("workload_solo_time_s", "float", "solo time per iteration of the member predicted", "s"),
+        Input("partner_solo_time_s", "float", "solo time per iteration of its partner", "s"),
+        Input("workload_solo_power_w", "float", "solo average power of the member (NaN if unmeasured)", "W", _NAN),
+        Input("partner_solo_power_w", "float", "solo average power of the partner (NaN if unmeasured)", "W", _NAN),
+        Input("workload_tflops", "float", "solo achieved TFLOP/s of the member (NaN if unknown)", "TFLOP/s", _NAN),
+        Input("partner_tflops", "float", "solo achieved TFLOP/s of the partner (NaN if unknown)", "TFLOP/s", _NAN),
+        Input("colocation_mode", "str", "streams (one process) or processes", default="processes"),
+        Input("device_type", "str", "cuda or cpu", default="cuda"),
+    ),
+    base_feature="slowdown_phys",
+    features=_interference_features, raw_features=_interference_raw, training_frame=_interference_training,
+    schemes=(
+        Scheme("leave-one-workload-out", "workload",
+               "hold out one workload: every pair that contains it leaves the training set",
+               partner="partner_workload"),
+    ),
+    sources=("bench_results (kind = colocation)",),
+    licence="Apache-2.0 (wattlas bench measurements)",
+    limits=(
+        "Trained on wattlas `bench colocate` measurements. The shipped model: 12 pair rows from one H100 SXM run "
+        "(two workloads, bf16 8192^3 GEMM and a 1 GiB device copy, as CUDA streams and as processes; every pair "
+        "with repetition), so leave-one-workload-out trains on the other workload's self-pairs only. It is a "
+        "proof of the pipeline, not a general interference model: retrain it on your own `bench colocate` runs.",
+        "Solo TFLOP/s is not recorded for co-location workloads (null); solo power is.",
+        "Pairs only; three or more co-located jobs are not modelled.",
+    ),
+    params={"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 3},
+    feature_doc=(),
+    targets_doc="co-located time / solo time of the member; learned as log(slowdown / 1)",
+)
+
+# ----------------------------------------------------------------------------- LLM serving energy
+def _llm_training(store: Store) -> pl.DataFrame:
+    from .llm import from_bench
+
+    frame = from_bench(bench_results(store))
+    if frame.height == 0:
+        raise WattlasError("no prefill/decode rows with measured energy in bench_results: run the LLM bench first")
+    return frame
+
+
+def _llm_features(frame: pl.DataFrame):
+    from .llm import iteration_features
+
+    return iteration_features(frame)
+
+
+def _llm_raw(frame: pl.DataFrame):
+    from .llm import raw_features
+
+    return raw_features(frame)
+
+
+LLM_ENERGY = ModelDef(
+    name="llm-energy",
+    title="Energy and time of one LLM serving iteration: a batch's prefill, one decode step, or prefill "
+    "plus all decode steps (e2e)",
+    target="energy_j", target_unit="J",
+    targets=(("time_s", "s", "t_roof_s"), ("energy_j", "J", "e_roof_j")),
+    inputs=(
+        Input("gpu", "str", "GPU name or spec key"),
+        Input("model", "str", "LLM architecture: llama-3-8b, llama-3-70b, llama-2-7b, llama-2-70b"),
+        Input("phase", "str", "prefill, decode (one step) or e2e (prefill then output_tokens decode steps)"),
+        Input("batch_size", "int", "sequences in the batch"),
+        Input("input_tokens", "int", "prefill/e2e: prompt tokens per sequence; decode: context tokens per sequence",
+              "tokens"),
+        Input("output_tokens", "int", "e2e: generated tokens per sequence (ignored otherwise)", "tokens", 1),
+        Input("dtype", "str", "weights/activations dtype", default="bf16"),
+        Input("power_limit_w", "float", "GPU power limit (NaN: the TDP)", "W", _NAN),
+    ),
+    base_feature="e_roof_j",
+    features=_llm_features, raw_features=_llm_raw, training_frame=_llm_training,
+    schemes=(
+        Scheme("leave-one-model-out", "arch", "hold out every iteration of one LLM"),
+        Scheme("leave-one-gpu-out", "gpu", "train on the other GPUs' runs, predict this GPU's"),
+        Scheme("leave-one-batch-size-out", "batch_size", "hold out every iteration of one batch size"),
+    ),
+    sources=("bench_results (kind = prefill, decode) with measured energy",),
+    licence="Apache-2.0 (wattlas bench measurements)",
+    limits=(
+        "Per iteration of a synthetic batch (equal-length sequences); per-request figures divide by the batch.",
+        "Energy is the GPU's own counter (NVML) over the timed iterations; host and network energy are not counted.",
+        "The shipped model is trained on 9 measured iterations of one LLM (Llama-3-8B architecture, bf16) on one "
+        "H100 SXM at 700 W: 6 prefills (batch 1/8/32 x 512/2048 tokens) and 3 e2e runs (batch 1/16/64, 512 in, "
+        "64 out), transformers eager backend (no CUDA graphs, host-bound decode), so decode is far slower than "
+        "in vLLM-class servers. Other LLMs, GPUs, power limits and the decode phase alone are extrapolation "
+        "along the roofline base; leave-one-model-out and leave-one-GPU-out cannot be evaluated (one group each).",
+    ),
+    params={"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 3},
+    targets_doc="time (s) and GPU energy (J) of one iteration; learned as log ratios to the roofline time and "
+    "to that time at full board power",
+)
+
+DEFINITIONS: dict[str, ModelDef] = {d.name: d for d in (OPERATOR_RUNTIME, GEMM_RUNTIME, TRAINING_POWER,
+                                                        TRAINING_TIME, INTERFERENCE, LLM_ENERGY)}
+
+
+def register(defn: ModelDef) -> None:
+    DEFINITIONS[defn.name] = defn
+
+
+def get_definition(name: str) -> ModelDef:
+    try:
+        return DEFINITIONS[name]
+    except KeyError:
+        raise WattlasError(f"unknown predictor {name!r}; known: {', '.join(DEFINITIONS)}") from None
