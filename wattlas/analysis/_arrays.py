@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 #: Widest value range counted with a dense ``np.bincount`` (else a sort-based count).
 DENSE_MAX = 1 << 23
 
+#: Rows per block in row-level passes: temporaries of 8 MB are reused from the heap, where
+#: whole-column temporaries would each be fresh pages (page faults cost more than the arithmetic).
+BLOCK = 1 << 20
+
 #: Force group codes through a join instead of ``hash()`` (tests of the collision path).
 _FORCE_JOIN = False
 
@@ -93,7 +97,13 @@ class Grouping:
         if self.codes is None:
             raise AssertionError("sizes() needs the snapshot's row count")  # pragma: no cover
         if self._sizes is None:
-            self._sizes = np.bincount(self.codes, minlength=self.n)
+            if self.contiguous:  # sorted codes: each group's end by binary search, no pass
+                ends = np.searchsorted(self.codes, np.arange(self.n), side="right")
+                self._sizes = np.diff(np.concatenate(([0], ends))).astype(np.int64)
+            else:
+                self._sizes = np.zeros(self.n, dtype=np.int64)
+                for b in blocks(self.codes.size):
+                    self._sizes += np.bincount(self.codes[b], minlength=self.n)
         return self._sizes
 
     @property
@@ -151,30 +161,39 @@ class Rows:
         return self._derived[key]
 
 
-def _arrow(rel: Any) -> Any:
-    """A DuckDB relation as a pyarrow Table in large batches (fewer chunks to concatenate)."""
-    fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
-    return fetch(1 << 24)
+def _to_column(arr: np.ndarray) -> Column:
+    """A column of DuckDB's ``fetchnumpy``: a masked array where there are nulls (filled with 0)."""
+    if isinstance(arr, np.ma.MaskedArray):
+        mask = np.ma.getmaskarray(arr)
+        values = np.ma.getdata(arr)
+        if mask.any():
+            values[mask] = False if values.dtype == bool else 0
+            return Column(values, ~mask)
+        return Column(values)
+    return Column(arr)
 
 
-def _to_column(arr: Any) -> Column:
-    import pyarrow as pa
+def _modulus(key_hashes: np.ndarray) -> int | None:
+    """The smallest ``m`` (<= 2^16) under which the key hashes stay distinct, if any.
 
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    if arr.null_count:
-        fill = False if pa.types.is_boolean(arr.type) else 0
-        return Column(arr.fill_null(fill).to_numpy(zero_copy_only=False),
-                      arr.is_valid().to_numpy(zero_copy_only=False))
-    return Column(arr.to_numpy(zero_copy_only=False))
+    Every row's hash is one of the keys' (the keys are the distinct values of the same rows),
+    so ``hash % m`` -- two bytes per row, computed by DuckDB -- identifies the row's group
+    through a table of ``m`` entries.
+    """
+    k = key_hashes.size
+    for m in range(k, min(1 << 16, 64 * k * k) + 1):
+        if np.unique(key_hashes % np.uint64(m)).size == k:
+            return m
+    return None
 
 
 def load_rows(inp: Input, exprs: Sequence[str], bys: Sequence[tuple[str, ...]]) -> Rows:
     """Read ``exprs`` of ``_input`` and the group of each row for every grouping in ``bys``.
 
-    Group keys come from one small ``SELECT DISTINCT``; each row's group from ``hash()`` of
-    its group columns mapped onto the keys' hashes (should two keys ever share a hash, the
-    rows are joined to the keys instead). Everything else is one scan.
+    Group keys come from one small ``SELECT DISTINCT`` per grouping; each row's group from
+    ``hash()`` of its group columns modulo a number under which the keys' hashes are distinct
+    (should none small enough exist, the rows are joined to the keys instead). Everything else
+    is one scan, fetched straight into numpy arrays.
     """
     import polars as pl
 
@@ -192,54 +211,34 @@ def load_rows(inp: Input, exprs: Sequence[str], bys: Sequence[tuple[str, ...]]) 
         if keys.height <= 1:
             groupings[by] = Grouping(by, keys, keys.height, None if keys.height == 1 else np.zeros(0, np.int32))
             continue
-        if _FORCE_JOIN or np.unique(hashes).size < hashes.size:
+        m = None if _FORCE_JOIN else _modulus(hashes)
+        if m is None:
             name = f"_keys{j}_{id(inp)}"
             inp.con.register(name, keys.with_row_index("_g").to_arrow())
             on = " AND ".join(f"_input.{qi(c)} IS NOT DISTINCT FROM {name}.{qi(c)}" for c in by)
             joins.append(f"LEFT JOIN {name} ON {on}")
-            items.append(f"{name}._g AS _g{j}")
+            items.append(f"{name}._g::INTEGER AS _g{j}")
             pending.append((by, keys, None, j))
         else:
-            items.append(f"hash({', '.join('_input.' + qi(c) for c in by)}) AS _g{j}")
-            pending.append((by, keys, hashes, j))
+            items.append(f"(hash({', '.join('_input.' + qi(c) for c in by)}) % {m})::USMALLINT AS _g{j}")
+            lut = np.zeros(m, dtype=np.int32)
+            lut[(hashes % np.uint64(m)).astype(np.intp)] = np.arange(keys.height, dtype=np.int32)
+            pending.append((by, keys, lut, j))
     if not items:
-        items = ["NULL AS _none"]
+        items = ["NULL::BOOLEAN AS _none"]
     prev = inp.con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
     # Insertion order keeps a store written in arrival order sorted, so no sort is needed later.
     inp.con.execute("SET preserve_insertion_order = true")
     try:
-        tbl = _arrow(inp.con.sql(f"SELECT {', '.join(items)} FROM _input {' '.join(joins)}"))
+        got = inp.con.sql(f"SELECT {', '.join(items)} FROM _input {' '.join(joins)}").fetchnumpy()
     finally:
         inp.con.execute(f"SET preserve_insertion_order = {'true' if prev else 'false'}")
-    n = tbl.num_rows
-    columns = {}
-    for i, e in enumerate(exprs):
-        columns[e] = _to_column(tbl.column(f"_c{i}"))
-        tbl = tbl.drop_columns([f"_c{i}"])  # free Arrow buffers as we go
-    for by, keys, hashes, j in pending:
-        raw = _to_column(tbl.column(f"_g{j}")).values
-        tbl = tbl.drop_columns([f"_g{j}"])
-        codes = raw.astype(np.int32) if hashes is None else _codes_from_hashes(raw, hashes)
-        groupings[by] = Grouping(by, keys, keys.height, codes)
+    n = len(next(iter(got.values())))
+    columns = {e: _to_column(got.pop(f"_c{i}")) for i, e in enumerate(exprs)}
+    for by, keys, lut, j in pending:
+        raw = _to_column(got.pop(f"_g{j}")).values
+        groupings[by] = Grouping(by, keys, keys.height, raw if lut is None else lut[raw])
     return Rows(n, columns, groupings)
-
-
-def _codes_from_hashes(h: np.ndarray, key_hashes: np.ndarray) -> np.ndarray:
-    """Each row's group from its hash. Every row hash is one of ``key_hashes`` (the keys are
-    the distinct values of the same rows), so a modulus ``m`` under which the key hashes stay
-    distinct identifies the group through a table of ``m`` entries: one pass, no search."""
-    k = key_hashes.size
-    for m in range(k, min(1 << 16, 64 * k * k) + 1):
-        r = key_hashes % np.uint64(m)
-        if np.unique(r).size == k:
-            lut = np.zeros(m, dtype=np.int32)
-            lut[r.astype(np.intp)] = np.arange(k, dtype=np.int32)
-            return lut[h % np.uint64(m)]
-    order = np.argsort(key_hashes)
-    pos = np.minimum(np.searchsorted(key_hashes[order], h), k - 1)
-    if not np.array_equal(key_hashes[order][pos], h):
-        raise RuntimeError("rows changed while being read: a group key is missing")  # pragma: no cover
-    return order[pos].astype(np.int32)
 
 
 # ---------------------------------------------------------------------------- value counts
@@ -284,10 +283,13 @@ def grouped_value_counts(rows: Rows, expr: str, by: tuple[str, ...]) -> list[tup
             width = hi - lo + 1
             if width * g.n <= DENSE_MAX:
                 # One bincount over (group, value) instead of splitting the rows by group.
-                idx = codes.astype(np.int64)
-                idx *= width
-                idx += v if lo == 0 else v - lo
-                cnt = np.bincount(idx, minlength=width * g.n).reshape(g.n, width)
+                cnt = np.zeros(width * g.n, dtype=np.int64)
+                for b in blocks(v.size):
+                    idx = codes[b].astype(np.int64)
+                    idx *= width
+                    idx += v[b] if lo == 0 else v[b] - lo
+                    cnt += np.bincount(idx, minlength=width * g.n)
+                cnt = cnt.reshape(g.n, width)
                 out = []
                 for i in range(g.n):
                     nz = np.flatnonzero(cnt[i])
@@ -321,34 +323,72 @@ def quantiles_from_counts(values: np.ndarray, counts: np.ndarray, qs: Sequence[f
     return out
 
 
-def map_values(v: np.ndarray, f: Callable[[np.ndarray], np.ndarray],
-               bounds: tuple[int, int] | None = None) -> np.ndarray:
-    """``f(v)`` element-wise, with ``f`` evaluated once per distinct value (a lookup table).
+def blocks(n: int) -> list[slice]:
+    """Consecutive slices of at most :data:`BLOCK` rows covering ``range(n)``."""
+    return [slice(i, min(n, i + BLOCK)) for i in range(0, n, BLOCK)]
 
-    ``bounds``: known (lo, hi) containing every value of ``v`` (saves two passes).
+
+class Lookup:
+    """Functions of a column's distinct values, looked up row by row.
+
+    ``distinct`` are the sorted distinct values; :meth:`table` spreads per-value results over
+    the lookup space and :meth:`index` maps row values into it: the value itself for narrow
+    non-negative integers (a table indexed by value, no arithmetic), the value minus the
+    smallest for other narrow integers, else the position found by binary search.
+    ``bounds`` contains every value that will be looked up.
     """
-    if v.size == 0:
-        return f(v)
-    if v.dtype.kind in "iu":
-        lo, hi = bounds if bounds is not None else (int(v.min()), int(v.max()))
-        if lo >= 0 and hi < DENSE_MAX:
-            return f(np.arange(0, hi + 1, dtype=v.dtype))[v]  # the value is its own index
-        if hi - lo < DENSE_MAX:
-            return f(np.arange(lo, hi + 1, dtype=v.dtype))[v - lo]
-    u, inv = np.unique(v, return_inverse=True)
-    return f(u)[inv.reshape(-1)]
+
+    def __init__(self, distinct: np.ndarray, bounds: tuple[int, int] | None = None) -> None:
+        self.distinct = distinct
+        self.base: int | None = None
+        if distinct.dtype.kind in "iu" and distinct.size:
+            lo, hi = bounds if bounds is not None else (int(distinct[0]), int(distinct[-1]))
+            if hi - lo < DENSE_MAX:
+                self.base = 0 if lo >= 0 and hi < DENSE_MAX else lo
+                self.size = hi - self.base + 1
+
+    def table(self, per_value: np.ndarray, fill: Any = 0) -> np.ndarray:
+        per_value = np.asarray(per_value)
+        if self.base is None:
+            return per_value
+        t = np.full(self.size, fill, dtype=per_value.dtype)
+        t[self.distinct - self.base] = per_value
+        return t
+
+    def index(self, v: np.ndarray) -> np.ndarray:
+        if self.base is None:
+            return np.minimum(np.searchsorted(self.distinct, v), max(self.distinct.size - 1, 0))
+        return v if self.base == 0 else v - self.base
 
 
-def corr(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Pearson correlation like DuckDB's ``corr``: None for no rows, NaN when a side is constant."""
-    if a.size == 0:
-        return None
-    a = a.astype(np.float64, copy=False)
-    b = b.astype(np.float64, copy=False)
-    da = a - a.mean()
-    db = b - b.mean()
-    den = math.sqrt(float(np.dot(da, da)) * float(np.dot(db, db)))
-    return float(np.dot(da, db)) / den if den > 0 else math.nan
+def correlations(x: np.ndarray, y: np.ndarray, lx: Lookup, ly: Lookup,
+                 fx: Sequence[np.ndarray], fy: Sequence[np.ndarray],
+                 mean_x: Sequence[float], mean_y: Sequence[float]) -> list[float | None]:
+    """Pearson correlations of ``(fx[i](x), fy[i](y))`` over the rows, for every ``i``, in one pass.
+
+    ``fx[i]``, ``fy[i]``: per-distinct-value results (see :class:`Lookup`); ``mean_x[i]``,
+    ``mean_y[i]``: a value near each mean, subtracted before summing so that the sums of
+    squares do not cancel (the means over the group's non-null values serve). Like DuckDB's
+    ``corr``: None for no rows, NaN when a side is constant.
+    """
+    n = x.size
+    if n == 0:
+        return [None] * len(fx)
+    tx = [lx.table(f) for f in fx]
+    ty = [ly.table(f) for f in fy]
+    sums = np.zeros((len(fx), 5))
+    with np.errstate(invalid="ignore"):  # ln(1 + x) of x = -1 is -inf: NaN, as in DuckDB
+        for b in blocks(n):
+            ix, iy = lx.index(x[b]), ly.index(y[b])
+            for i in range(len(fx)):
+                a = tx[i][ix] - mean_x[i]
+                c = ty[i][iy] - mean_y[i]
+                sums[i] += (a.sum(), c.sum(), np.dot(a, a), np.dot(c, c), np.dot(a, c))
+    out = []
+    for sa, sc, saa, scc, sac in sums.tolist():
+        va, vc = saa - sa * sa / n, scc - sc * sc / n
+        out.append((sac - sa * sc / n) / math.sqrt(va * vc) if va > 0 and vc > 0 else math.nan)
+    return out
 
 
 # ---------------------------------------------------------------------------- arrival times
@@ -363,6 +403,7 @@ class GroupTimes:
         self._distinct: tuple[np.ndarray, np.ndarray] | None = None
         self._gaps: np.ndarray | None = None
         self._gap_counts: tuple[np.ndarray, np.ndarray] | None = None
+        self._summary: tuple[float, float, float] | None = None
         self._bins: dict[float, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
@@ -382,15 +423,46 @@ class GroupTimes:
                 self._distinct = (t[starts], np.diff(np.append(starts, t.size)))
         return self._distinct
 
+    def gap_summary(self) -> tuple[float, float, float]:
+        """Mean, population standard deviation and maximum of the gaps (``n >= 2``), block by block.
+
+        The squares are summed around the mean over the span (the same mean, up to rounding),
+        so they do not cancel.
+        """
+        if self._summary is not None:
+            return self._summary
+        t, m = self.t, self.n - 1
+        shift = float(t[-1] - t[0]) / m
+        s1 = s2 = 0.0
+        top = -math.inf
+        for b in blocks(m):
+            g = np.diff(t[b.start:b.stop + 1])
+            s1 += float(g.sum())
+            top = max(top, float(g.max()))
+            g -= shift
+            s2 += float(np.dot(g, g))
+        d = s1 / m - shift
+        self._summary = (s1 / m, math.sqrt(max(s2 / m - d * d, 0.0)), top)
+        return self._summary
+
     def gap_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """Distinct gap values (ascending) and counts: a bincount when gaps are whole seconds."""
         if self._gap_counts is None:
-            g = self.gaps
-            if g.size and g.max() < DENSE_MAX and np.array_equal(g, gi := g.astype(np.int64)):
-                u, c = value_counts(gi)
-                self._gap_counts = (u.astype(np.float64), c)
+            t, m = self.t, self.n - 1
+            top = self.gap_summary()[2] if m > 0 else 0.0
+            cnt = np.zeros(int(top) + 1 if 0 <= top < DENSE_MAX else 0, dtype=np.int64)
+            for b in blocks(m) if cnt.size else ():
+                g = np.diff(t[b.start:b.stop + 1])
+                gi = g.astype(np.int64)
+                if not np.array_equal(gi, g):
+                    cnt = None  # not whole numbers: count them by sorting
+                    break
+                cnt += np.bincount(gi, minlength=cnt.size)
+            if cnt is not None and cnt.size:
+                nz = np.flatnonzero(cnt)
+                self._gap_counts = (nz.astype(np.float64), cnt[nz])
             else:
-                s = np.sort(g)
+                s = np.sort(self.gaps)
                 self._gap_counts = value_counts(s) if s.size else (s, np.zeros(0, np.int64))
         return self._gap_counts
 

@@ -119,12 +119,10 @@ def interarrival_stats(
         out["span_s"].append(span)
         out["mean_rate_per_s"].append((g.n - 1) / span if span else None)
         if g.n >= 2:
-            gaps = g.gaps
-            mean = float(gaps.mean())
-            std = float(gaps.std())
+            mean, std, _ = g.gap_summary()
             u, c = g.gap_counts()
             q = quantiles_from_counts(u, c, (0.5, 0.9, 0.99))
-            zero = float(c[0]) / gaps.size if u[0] == 0 else 0.0
+            zero = float(c[0]) / (g.n - 1) if u[0] == 0 else 0.0
             vals = [mean, std, std / mean if mean != 0 else None, *q, float(u[-1]), zero]
         else:
             vals = [None] * 8

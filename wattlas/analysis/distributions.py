@@ -356,7 +356,15 @@ def fit_interarrivals(
     inp = as_input(data, **select)
     cols = inp.group_by(by, DEFAULT_BY)
     tm = times(inp, cols, time_col)
-    samples = ((tm.grouping.key(g), gt.gaps) for g, gt in enumerate(tm.groups) if gt.n >= 2)
+    def gaps(gt):
+        if max_samples is None or gt.n - 1 <= max_samples:
+            return gt.gaps
+        # The same draw as choice(gaps, ...) (which picks indices, then takes them), without
+        # making every gap: only the sampled ones.
+        i = np.random.default_rng(seed).choice(gt.n - 1, size=int(max_samples), replace=False)
+        return gt.t[i + 1] - gt.t[i]
+
+    samples = ((tm.grouping.key(g), gaps(gt)) for g, gt in enumerate(tm.groups) if gt.n >= 2)
     return _fit_groups(samples, families, False, max_samples, seed)
 
 

@@ -8,6 +8,7 @@ known (BurstGPT: ``Response tokens == 0``); traces without a failure notion give
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -131,7 +132,7 @@ def token_correlation(data: Data = None, *, by: Sequence[str] | None = None, **s
     """
     import polars as pl
 
-    from ._arrays import corr, grouped_value_counts, map_values
+    from ._arrays import Lookup, correlations, grouped_value_counts
 
     inp = as_input(data, **select)
     cols = tuple(inp.group_by(by, DEFAULT_BY))
@@ -140,10 +141,8 @@ def token_correlation(data: Data = None, *, by: Sequence[str] | None = None, **s
     rows = inp.rows([xi, xo], [cols])
     grouping = rows.groupings[cols]
     ci, co = rows.columns[xi], rows.columns[xo]
-    integer = ci.values.dtype.kind in "iu" and co.values.dtype.kind in "iu"
-    # Average rank of each distinct value among the group's non-null values (ties share the
-    # mean position): from the value counts, then looked up per row.
-    vci, vco = grouped_value_counts(rows, xi, cols), grouped_value_counts(rows, xo, cols)
+    bounds = [c.range() if c.values.dtype.kind in "iu" else None for c in (ci, co)]
+    vcs = grouped_value_counts(rows, xi, cols), grouped_value_counts(rows, xo, cols)
     out: dict[str, list] = {"requests": [], "pearson": [], "pearson_log": [], "spearman": []}
     which = []
     for g, ix in enumerate(grouping.rows_of()):
@@ -158,29 +157,25 @@ def token_correlation(data: Data = None, *, by: Sequence[str] | None = None, **s
             continue  # no complete pair: no row (the pairs are what is grouped)
         which.append(g)
         out["requests"].append(int(x.size))
-        out["pearson"].append(corr(x, y))
-        bx, by_ = (ci.range(), co.range()) if integer else (None, None)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["pearson_log"].append(corr(map_values(x, _ln1p, bx), map_values(y, _ln1p, by_)))
-        out["spearman"].append(corr(map_values(x, _ranker(*vci[g]), bx), map_values(y, _ranker(*vco[g]), by_)))
+        # Per distinct value of each side: the value, ln(1 + value) and its average rank among
+        # the group's non-null values (rows below plus the mean position among ties).
+        lookups, per_value, means = [], [], []
+        for (values, counts), bnd in zip((vcs[0][g], vcs[1][g]), bounds, strict=True):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                f = [values.astype(np.float64), np.log(1.0 + values.astype(np.float64)),
+                     np.cumsum(counts) - (counts - 1) / 2.0]
+            n = max(int(counts.sum()), 1)
+            lookups.append(Lookup(values, bnd))
+            per_value.append(f)
+            means.append([float(np.dot(v, counts)) / n if np.isfinite(v).all() else 0.0 for v in f])
+        r = correlations(x, y, *lookups, *per_value, *means)
+        if vcs[0][g][0].size == 1 or vcs[1][g][0].size == 1:
+            r = [math.nan if v is not None else None for v in r]  # a constant side, as DuckDB's corr
+        out["pearson"].append(r[0])
+        out["pearson_log"].append(r[1])
+        out["spearman"].append(r[2])
     schema = {"requests": pl.Int64, "pearson": pl.Float64, "pearson_log": pl.Float64, "spearman": pl.Float64}
     return _frame(grouping, which, out, schema)
-
-
-def _ln1p(v: np.ndarray) -> np.ndarray:
-    return np.log(1.0 + v.astype(np.float64))
-
-
-def _ranker(values: np.ndarray, counts: np.ndarray):
-    """Maps values to their average rank: rows below plus the mean position among ties (1-based)."""
-    ranks = np.cumsum(counts) - (counts - 1) / 2.0
-
-    def rank(v: np.ndarray) -> np.ndarray:
-        if values.size == 0:
-            return np.zeros(v.size)
-        return ranks[np.minimum(np.searchsorted(values, v), values.size - 1)]
-
-    return rank
 
 
 def failure_rates(data: Data = None, *, by: Sequence[str] | None = None, **select) -> pl.DataFrame:
@@ -299,7 +294,7 @@ def token_joint_histogram(
     """
     import polars as pl
 
-    from ._arrays import grouped_value_counts, map_values
+    from ._arrays import Lookup, blocks, grouped_value_counts
 
     inp = as_input(data, **select)
     cols = tuple(inp.group_by(by, DEFAULT_BY))
@@ -309,32 +304,35 @@ def token_joint_histogram(
     rows = inp.rows([xi, xo], [cols])
     grouping = rows.groupings[cols]
     # Each row's bin pair as one integer: bins are numbered from 1 above the smallest, 0 is
-    # [0, 1) (values <= 0 and nulls); one bincount then counts every (group, input, output) cell.
-    codes, firsts, widths = [], [], []
+    # [0, 1) (values <= 0 and nulls); bincounts then count every (group, input, output) cell.
+    lookups, tables, firsts, widths = [], [], [], []
     for e in (xi, xo):
         c = rows.columns[e]
-        positive = [v[v > 0] for v, _ in grouped_value_counts(rows, e, cols)]
-        positive = np.concatenate(positive) if positive else np.zeros(0)
-        first = int(_log_bin(positive.min(keepdims=True), b)[0]) if positive.size else 0
-        last = int(_log_bin(positive.max(keepdims=True), b)[0]) if positive.size else 0
-
-        def code_of(v, first=first):
-            k = _log_bin(v, b)
-            return np.where(k == _ZERO, 0, k - first + 1)
-
-        code = map_values(c.values, code_of, c.range() if c.values.dtype.kind in "iu" else None)
-        if c.valid is not None:
-            code[~c.valid] = 0
-        codes.append(code)
+        distinct = [v for v, _ in grouped_value_counts(rows, e, cols)]
+        distinct = np.unique(np.concatenate(distinct)) if distinct else np.zeros(0, c.values.dtype)
+        k = _log_bin(distinct, b)
+        real = k != _ZERO
+        first = int(k[real].min()) if real.any() else 0
+        lookups.append(Lookup(distinct, c.range() if c.values.dtype.kind in "iu" else None))
+        tables.append(lookups[-1].table(np.where(real, k - first + 1, 0)))
         firsts.append(first)
-        widths.append(last - first + 2 if positive.size else 1)
-    cell = codes[0]
-    cell *= widths[1]
-    cell += codes[1]
+        widths.append(int(k[real].max()) - first + 2 if real.any() else 1)
     per_group = widths[0] * widths[1]
-    if grouping.codes is not None:
-        cell += grouping.codes.astype(np.int64) * per_group
-    counts = np.bincount(cell, minlength=grouping.n * per_group)
+    cells = grouping.n * per_group
+    counts = np.zeros(cells, dtype=np.int64)
+    ci, co = rows.columns[xi], rows.columns[xo]
+    for blk in blocks(rows.n):
+        cell = tables[0][lookups[0].index(ci.values[blk])]
+        if ci.valid is not None:
+            cell[~ci.valid[blk]] = 0
+        cell *= widths[1]
+        out_code = tables[1][lookups[1].index(co.values[blk])]
+        if co.valid is not None:
+            out_code[~co.valid[blk]] = 0
+        cell += out_code
+        if grouping.codes is not None:
+            cell += grouping.codes[blk].astype(np.int64) * per_group
+        counts += np.bincount(cell, minlength=cells)
     nz = np.flatnonzero(counts)
     g, rest = np.divmod(nz, per_group)
     ci, co = np.divmod(rest, widths[1])
