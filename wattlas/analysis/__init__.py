@@ -1,4 +1,4 @@
-"""Characterizations of the store's tables, computed in DuckDB/polars.
+"""Characterizations of the store's tables, computed in DuckDB, polars and numpy.
 
 Every function takes the rows first: ``None``/a table name (then ``store=``, ``source=``,
 ``trace=``, ``where=`` select them), a polars/arrow frame, a DuckDB relation, or a shared

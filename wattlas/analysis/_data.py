@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from ..store import Store
+    from ._arrays import Rows
 
 Data = Any  # None | str | pl.DataFrame | pl.LazyFrame | pa.Table | duckdb relation | Input
 
@@ -80,7 +81,8 @@ class Input:
         self.table = table
         self.source = source
         self.trace = trace
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[Any, Any] = {}
+        self._rows: Rows | None = None
         self._n_tmp = 0
         if isinstance(data, str) or data is None:
             self.table = data or table
@@ -130,6 +132,27 @@ class Input:
             self._cache[key] = name
         return self._cache[key]
 
+    def rows(self, exprs: Sequence[str], groupings: Sequence[Sequence[str]] = ((),)) -> Rows:
+        """The values of SQL expressions ``exprs`` and the groups of ``groupings``, as numpy arrays.
+
+        Read in one scan and kept: later calls asking for a subset reuse the snapshot; asking
+        for more re-reads everything asked so far in one query, so that every array of a
+        snapshot always comes from the same rows in the same order. A report asks for all it
+        needs first. See :mod:`wattlas.analysis._arrays`.
+        """
+        from ._arrays import load_rows
+
+        bys = [tuple(b) for b in groupings]
+        if self._rows is not None and self._rows.covers(exprs, bys):
+            return self._rows
+        if self._rows is not None:
+            exprs = list(dict.fromkeys([*self._rows.columns, *exprs]))
+            bys = list(dict.fromkeys([*self._rows.groupings, *bys]))
+            self._rows = None  # free the old arrays before reading the new ones
+            self._cache = {k: v for k, v in self._cache.items() if not (isinstance(k, tuple) and k[0] == "times")}
+        self._rows = load_rows(self, list(dict.fromkeys(exprs)), list(dict.fromkeys(bys)))
+        return self._rows
+
     def has(self, column: str) -> bool:
         return column in self.columns
 
@@ -160,6 +183,8 @@ class Input:
         return self.con.execute(q).fetchall()[0][0] > 0
 
     def close(self) -> None:
+        self._rows = None
+        self._cache.clear()
         self.con.close()
 
 

@@ -1,7 +1,9 @@
 """Arrival processes: rate series, inter-arrival statistics, dispersion and bursts.
 
 All statistics are computed per group (default: ``source`` and ``trace`` where those columns
-exist) by one SQL statement over the input rows. Definitions:
+exist) from the group's arrival times, read once per :class:`~wattlas.analysis.Input` and sorted
+once (a check, when they are stored in arrival order); see :mod:`wattlas.analysis._arrays`.
+Null (and NaN) times are left out. Definitions:
 
 - **rate series**: requests per bin of ``bin_s`` seconds, bins aligned to multiples of
   ``bin_s`` from the time origin, from the group's first to its last non-empty bin, **empty
@@ -21,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ._data import Data, as_input, by_clause, order_clause, partition_clause, qi, select_list
+from ._data import Data, as_input, by_clause, qi, select_list
 
 if TYPE_CHECKING:
     import polars as pl
@@ -34,52 +36,20 @@ DEFAULT_WINDOWS_S = (1.0, 10.0, 60.0, 600.0, 3600.0)
 __all__ = ["arrival_rate", "bursts", "dispersion_index", "interarrival_gaps", "interarrival_stats"]
 
 
-def _gaps_table(inp: Input, by: list[str], time_col: str) -> str:
-    """Materialize (once per Input) the gaps of each group: ``by...``, ``t``, ``gap_s``.
+def _times(inp: Input, cols: list[str], time_col: str):
+    from ._arrays import times
 
-    The window sort partitions by a 64-bit hash of the group columns rather than the columns
-    themselves (strings sort slowly); a small key table maps it back. Should two groups ever
-    share a hash, the plain partition is used instead.
-    """
-    inp.require(time_col, what="inter-arrival analysis")
-    key = f"gaps|{','.join(by)}|{time_col}"
-    if key in inp._cache:
-        return inp._cache[key]
-    sel = select_list(by)
-    t = f"CAST({qi(time_col)} AS DOUBLE)"
-    nonnull = f"{qi(time_col)} IS NOT NULL"
-    if by:
-        gid = f"hash({', '.join(qi(c) for c in by)})"
-        keys = inp.temp_table(f"keys|{','.join(by)}", f"SELECT DISTINCT {gid} AS _gid, {', '.join(qi(c) for c in by)} "
-                                                      "FROM _input")
-        n_keys, n_gid = inp.con.execute(f"SELECT count(*), count(DISTINCT _gid) FROM {keys}").fetchall()[0]
-        if n_keys == n_gid:
-            raw = inp.temp_table(
-                key + "|raw",
-                f"SELECT _gid, t, t - lag(t) OVER (PARTITION BY _gid ORDER BY t) AS gap_s "
-                f"FROM (SELECT {gid} AS _gid, {t} AS t FROM _input WHERE {nonnull})",
-            )
-            inp._n_tmp += 1
-            name = f"_v{inp._n_tmp}"
-            cols = ", ".join(f"k.{qi(c)}" for c in by)
-            inp.con.execute(f"CREATE TEMP VIEW {name} AS SELECT {cols}, r.t, r.gap_s FROM {raw} r JOIN {keys} k "
-                            "USING (_gid)")
-            inp._cache[key] = name
-            return name
-    return inp.temp_table(
-        key,
-        f"SELECT {sel}t, t - lag(t) OVER ({partition_clause(by)} ORDER BY t) AS gap_s "
-        f"FROM (SELECT {sel}{t} AS t FROM _input WHERE {nonnull})",
-    )
+    return times(inp, cols, time_col)
 
 
-def _times(inp: Input, cols: list[str], time_col: str) -> tuple[str, str]:
-    """Where to read arrival times from: the already materialized gaps table when there is one
-    (a report computes it first), else the input rows."""
-    table = inp._cache.get(f"gaps|{','.join(cols)}|{time_col}")
-    if table:
-        return table, "t"
-    return "_input", f"CAST({qi(time_col)} AS DOUBLE)"
+def _frame(grouping, group_of_row, data: dict, schema: dict) -> pl.DataFrame:
+    """An output frame: the group columns of each row, then ``data`` cast to ``schema``."""
+    import polars as pl
+
+    cols = grouping.key_columns(group_of_row) if grouping.by else {}
+    for name, values in data.items():
+        cols[name] = pl.Series(name, values, dtype=schema[name], strict=False)
+    return pl.DataFrame(cols)
 
 
 def interarrival_gaps(
@@ -95,10 +65,20 @@ def interarrival_gaps(
     >>> interarrival_gaps(pl.DataFrame({"arrival_s": [0.0, 0.5, 2.0]}))["gap_s"].to_list()
     [None, 0.5, 1.5]
     """
+    import numpy as np
+    import polars as pl
+
     inp = as_input(data, **select)
     cols = inp.group_by(by, DEFAULT_BY)
-    table = _gaps_table(inp, cols, time_col)
-    return inp.sql(f"SELECT * FROM {table} {order_clause(cols, 't')}")
+    tm = _times(inp, cols, time_col)
+    sizes = np.array([g.n for g in tm.groups], dtype=np.int64)
+    t = np.concatenate([g.t for g in tm.groups]) if tm.groups else np.zeros(0)
+    gap = np.concatenate([np.concatenate(([np.nan], g.gaps)) if g.n else g.t for g in tm.groups]) if tm.groups \
+        else np.zeros(0)
+    first = np.zeros(t.size, dtype=bool)
+    first[np.cumsum(sizes)[sizes > 0] - sizes[sizes > 0]] = True
+    out = _frame(tm.grouping, np.repeat(np.arange(sizes.size), sizes), {"t": t}, {"t": pl.Float64})
+    return out.with_columns(gap_s=pl.Series(gap).set(pl.Series(first), None))
 
 
 def interarrival_stats(
@@ -109,7 +89,8 @@ def interarrival_stats(
     Columns: ``requests``, ``span_s``, ``mean_rate_per_s`` (= (requests - 1) / span),
     ``gap_mean_s``, ``gap_std_s``, ``gap_cv``, ``gap_p50_s``, ``gap_p90_s``, ``gap_p99_s``,
     ``gap_max_s`` and ``zero_gap_share`` (share of gaps that are exactly 0: simultaneous
-    arrivals, or arrivals within the trace's time resolution).
+    arrivals, or arrivals within the trace's time resolution). Quantiles interpolate linearly
+    (numpy's default, DuckDB's ``quantile_cont``).
 
     Examples
     --------
@@ -118,31 +99,60 @@ def interarrival_stats(
     >>> s.select("requests", "gap_mean_s", "gap_cv").row(0)
     (4, 1.0, 0.0)
     """
+    import polars as pl
+
+    from ._arrays import quantiles_from_counts
+
     inp = as_input(data, **select)
     cols = inp.group_by(by, DEFAULT_BY)
-    return _stats(inp, cols, _gaps_table(inp, cols, time_col))
+    tm = _times(inp, cols, time_col)
+    names = ["requests", "span_s", "mean_rate_per_s", "gap_mean_s", "gap_std_s", "gap_cv", "gap_p50_s",
+             "gap_p90_s", "gap_p99_s", "gap_max_s", "zero_gap_share"]
+    out: dict[str, list] = {c: [] for c in names}
+    which = []
+    for i, g in enumerate(tm.groups):
+        if g.n == 0 and cols:
+            continue  # no arrival time in this group: no row, as GROUP BY over its gaps gives none
+        which.append(i)
+        span = float(g.t[-1] - g.t[0]) if g.n else None
+        out["requests"].append(g.n)
+        out["span_s"].append(span)
+        out["mean_rate_per_s"].append((g.n - 1) / span if span else None)
+        if g.n >= 2:
+            mean, std, _ = g.gap_summary()
+            u, c = g.gap_counts()
+            q = quantiles_from_counts(u, c, (0.5, 0.9, 0.99))
+            zero = float(c[0]) / (g.n - 1) if u[0] == 0 else 0.0
+            vals = [mean, std, std / mean if mean != 0 else None, *q, float(u[-1]), zero]
+        else:
+            vals = [None] * 8
+        for name, v in zip(names[3:], vals, strict=True):
+            out[name].append(v)
+    schema = {c: pl.Float64 for c in names} | {"requests": pl.Int64}
+    return _frame(tm.grouping, which, out, schema)
 
 
-def _stats(inp: Input, cols: list[str], table: str) -> pl.DataFrame:
-    sel = select_list(cols)
-    return inp.sql(
-        f"""
-        SELECT {sel}count(*) AS requests,
-               max(t) - min(t) AS span_s,
-               (count(*) - 1) / nullif(max(t) - min(t), 0) AS mean_rate_per_s,
-               avg(gap_s) AS gap_mean_s,
-               stddev_pop(gap_s) AS gap_std_s,
-               stddev_pop(gap_s) / nullif(avg(gap_s), 0) AS gap_cv,
-               quantile_cont(gap_s, 0.5) AS gap_p50_s,
-               quantile_cont(gap_s, 0.9) AS gap_p90_s,
-               quantile_cont(gap_s, 0.99) AS gap_p99_s,
-               max(gap_s) AS gap_max_s,
-               avg(CASE WHEN gap_s IS NULL THEN NULL WHEN gap_s = 0 THEN 1.0 ELSE 0.0 END) AS zero_gap_share
-        FROM {table}
-        {by_clause(cols)}
-        {order_clause(cols)}
-        """
-    )
+def _gap_quantiles(inp: Input, cols: list[str], probs: Sequence[float], *, time_col: str = "arrival_s",
+                   positive: bool = True) -> pl.DataFrame:
+    """``quantile_cont`` of each group's gaps (only gaps > 0 with ``positive``) at ``probs``: columns
+    ``by...`` and ``q`` (a list); groups without such a gap have no row."""
+    import polars as pl
+
+    from ._arrays import quantiles_from_counts
+
+    tm = _times(inp, cols, time_col)
+    qs, which = [], []
+    for i, g in enumerate(tm.groups):
+        if g.n < 2:
+            continue
+        u, c = g.gap_counts()
+        if positive and u.size and u[0] <= 0:
+            keep = u > 0
+            u, c = u[keep], c[keep]
+        if c.size:
+            which.append(i)
+            qs.append(quantiles_from_counts(u, c, probs))
+    return _frame(tm.grouping, which, {"q": qs}, {"q": pl.List(pl.Float64)})
 
 
 def arrival_rate(
@@ -174,19 +184,42 @@ def arrival_rate(
     inp = as_input(data, **select)
     cols = inp.group_by(by, DEFAULT_BY)
     inp.require(time_col, what="arrival_rate")
+    if weight_col:
+        return _weighted_rate(inp, cols, float(bin_s), time_col, weight_col)
+    import numpy as np
+    import polars as pl
+
+    tm = _times(inp, cols, time_col)
+    which, starts, counts = [], [], []
+    for i, g in enumerate(tm.groups):
+        b, n = g.bins(bin_s)
+        if not b.size:
+            continue
+        dense = np.zeros(int(b[-1] - b[0]) + 1, dtype=np.int64)
+        dense[b - b[0]] = n
+        which.append(np.full(dense.size, i))
+        starts.append(np.arange(b[0], b[-1] + 1, dtype=np.int64) * float(bin_s))
+        counts.append(dense)
+    cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))  # noqa: E731
+    requests = cat(counts, np.int64)
+    return _frame(tm.grouping, cat(which, np.int64),
+                  {"bin_start_s": cat(starts, np.float64), "requests": requests,
+                   "rate_per_s": requests / float(bin_s)},
+                  {"bin_start_s": pl.Float64, "requests": pl.Int64, "rate_per_s": pl.Float64})
+
+
+def _weighted_rate(inp: Input, cols: list[str], bin_s: float, time_col: str, weight_col: str) -> pl.DataFrame:
+    inp.require(weight_col, what="arrival_rate")
     sel = select_list(cols)
     s_sel = "".join(f"s.{qi(c)}, " for c in cols)
     using = ", ".join([qi(c) for c in cols] + ["b"])
     group_b = ", ".join([qi(c) for c in cols] + ["b"])
-    if weight_col:
-        inp.require(weight_col, what="arrival_rate")
-    n = f"CAST(sum({qi(weight_col)}) AS DOUBLE)" if weight_col else "count(*)"
-    src, tx = ("_input", f"CAST({qi(time_col)} AS DOUBLE)") if weight_col else _times(inp, cols, time_col)
+    tx = f"CAST({qi(time_col)} AS DOUBLE)"
     return inp.sql(
         f"""
         WITH c AS (
-            SELECT {sel}CAST(floor({tx} / $bin) AS BIGINT) AS b, {n} AS n
-            FROM {src} WHERE {tx} IS NOT NULL GROUP BY {group_b}
+            SELECT {sel}CAST(floor({tx} / $bin) AS BIGINT) AS b, CAST(sum({qi(weight_col)}) AS DOUBLE) AS n
+            FROM _input WHERE {tx} IS NOT NULL GROUP BY {group_b}
         ),
         r AS (SELECT {sel}min(b) AS lo, max(b) AS hi FROM c {by_clause(cols)}),
         s AS (SELECT {sel}unnest(range(lo, hi + 1)) AS b FROM r)
@@ -196,7 +229,7 @@ def arrival_rate(
         FROM s LEFT JOIN c USING ({using})
         ORDER BY {s_sel}s.b
         """,
-        {"bin": float(bin_s)},
+        {"bin": bin_s},
     )
 
 
@@ -221,39 +254,34 @@ def dispersion_index(
     >>> d.select("windows", "mean_count", "dispersion_index").row(0)
     (4, 1.0, 0.0)
     """
+    import numpy as np
     import polars as pl
 
     inp = as_input(data, **select)
     cols = inp.group_by(by, DEFAULT_BY)
     inp.require(time_col, what="dispersion_index")
-    sel = select_list(cols)
-    src, tx = _times(inp, cols, time_col)
-    frames = []
+    tm = _times(inp, cols, time_col)
+    which, rows = [], {"window_s": [], "windows": [], "mean_count": [], "var_count": []}
     for w in windows_s:
-        # Empty windows contribute zeros: sums over non-empty windows divided by the total
-        # window count give the mean and variance without materializing the empty ones.
-        df = inp.sql(
-            f"""
-            WITH c AS (
-                SELECT {sel}CAST(floor({tx} / $w) AS BIGINT) AS b, count(*) AS n
-                FROM {src} WHERE {tx} IS NOT NULL
-                GROUP BY {', '.join([qi(c) for c in cols] + ['b'])}
-            ),
-            g AS (
-                SELECT {sel}max(b) - min(b) + 1 AS windows, sum(n)::DOUBLE AS total,
-                       sum(n::DOUBLE * n) AS total_sq
-                FROM c {by_clause(cols)}
-            )
-            SELECT {sel}$w AS window_s, windows, total / windows AS mean_count,
-                   total_sq / windows - (total / windows) ^ 2 AS var_count
-            FROM g WHERE windows >= 2
-            """,
-            {"w": float(w)},
-        )
-        frames.append(df)
-    out = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
-    if out.is_empty():
-        return out
+        for i, g in enumerate(tm.groups):
+            b, n = g.bins(w)
+            if not b.size:
+                continue
+            windows = int(b[-1] - b[0]) + 1
+            if windows < 2:
+                continue
+            # Empty windows contribute zeros: sums over non-empty windows divided by the total
+            # window count give the mean and variance without materializing the empty ones.
+            total = float(n.sum())
+            total_sq = float(np.dot(n.astype(np.float64), n.astype(np.float64)))
+            mean = total / windows
+            which.append(i)
+            rows["window_s"].append(float(w))
+            rows["windows"].append(windows)
+            rows["mean_count"].append(mean)
+            rows["var_count"].append(total_sq / windows - mean**2)
+    out = _frame(tm.grouping, which, rows, {"window_s": pl.Float64, "windows": pl.Int64, "mean_count": pl.Float64,
+                                             "var_count": pl.Float64})
     out = out.with_columns(
         var_count=pl.col("var_count").clip(lower_bound=0.0),
     ).with_columns(dispersion_index=pl.col("var_count") / pl.col("mean_count"))
@@ -283,30 +311,40 @@ def bursts(
     >>> bursts(pl.DataFrame({"arrival_s": t}), bin_s=1.0).select("start_s", "requests").row(0)
     (5.0, 20)
     """
+    import numpy as np
+    import polars as pl
+
     inp = as_input(data, **select)
     cols = inp.group_by(by, DEFAULT_BY)
     inp.require(time_col, what="bursts")
-    sel = select_list(cols)
-    using = ", ".join(qi(c) for c in cols)
-    join = f"JOIN m USING ({using})" if cols else "CROSS JOIN m"
-    src, tx = _times(inp, cols, time_col)
-    return inp.sql(
-        f"""
-        WITH c AS (
-            SELECT {sel}CAST(floor({tx} / $bin) AS BIGINT) AS b, count(*) AS n
-            FROM {src} WHERE {tx} IS NOT NULL
-            GROUP BY {', '.join([qi(c) for c in cols] + ['b'])}
-        ),
-        m AS (SELECT {sel}sum(n)::DOUBLE / (max(b) - min(b) + 1) AS mean_n FROM c {by_clause(cols)}),
-        h AS (SELECT c.*, m.mean_n FROM c {join} WHERE n > $thr * m.mean_n),
-        i AS (SELECT *, b - row_number() OVER ({partition_clause(cols)} ORDER BY b) AS island FROM h)
-        SELECT {sel}min(b) * $bin AS start_s, (max(b) + 1) * $bin AS end_s,
-               (max(b) - min(b) + 1) * $bin AS duration_s, count(*) AS bins, sum(n)::BIGINT AS requests,
-               max(n) / $bin AS peak_rate_per_s, max(n) / any_value(mean_n) AS peak_to_mean
-        FROM i
-        GROUP BY {', '.join([qi(c) for c in cols] + ['island'])}
-        HAVING count(*) >= $min_bins
-        {order_clause(cols, 'start_s')}
-        """,
-        {"bin": float(bin_s), "thr": float(threshold), "min_bins": int(min_bins)},
-    )
+    tm = _times(inp, cols, time_col)
+    names = ["start_s", "end_s", "duration_s", "bins", "requests", "peak_rate_per_s", "peak_to_mean"]
+    out: dict[str, list] = {c: [] for c in names}
+    which = []
+    bin_s = float(bin_s)
+    for i, g in enumerate(tm.groups):
+        b, n = g.bins(bin_s)
+        if not b.size:
+            continue
+        mean_n = float(n.sum()) / (int(b[-1] - b[0]) + 1)
+        hot = n > threshold * mean_n
+        hb, hn = b[hot], n[hot]
+        if not hb.size:
+            continue
+        # Islands: runs of consecutive bin numbers among the hot bins.
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(hb) != 1) + 1))
+        ends = np.append(starts[1:], hb.size)
+        for s0, s1 in zip(starts, ends, strict=True):
+            if s1 - s0 < min_bins:
+                continue
+            peak = int(hn[s0:s1].max())
+            which.append(i)
+            out["start_s"].append(int(hb[s0]) * bin_s)
+            out["end_s"].append((int(hb[s1 - 1]) + 1) * bin_s)
+            out["duration_s"].append((int(hb[s1 - 1]) - int(hb[s0]) + 1) * bin_s)
+            out["bins"].append(int(s1 - s0))
+            out["requests"].append(int(hn[s0:s1].sum()))
+            out["peak_rate_per_s"].append(peak / bin_s)
+            out["peak_to_mean"].append(peak / mean_n)
+    schema = {c: pl.Float64 for c in names} | {"bins": pl.Int64, "requests": pl.Int64}
+    return _frame(tm.grouping, which, out, schema)

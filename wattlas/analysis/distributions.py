@@ -309,8 +309,9 @@ def fit_column(
 ) -> pl.DataFrame:
     """:func:`fit_distributions` of a column of the input, per group.
 
-    The subsample is drawn in DuckDB (``reservoir`` sampling with a fixed seed) so the
-    column is never loaded whole. Returns the group columns followed by the fit columns.
+    Each group is fitted on a seeded random sample (without replacement) of at most
+    ``max_samples`` of its non-null values. Returns the group columns followed by the fit
+    columns.
 
     Examples
     --------
@@ -321,9 +322,12 @@ def fit_column(
     """
 
     inp = as_input(data, **select)
-    cols = inp.group_by(by, default_by)
+    cols = tuple(inp.group_by(by, default_by))
     inp.require(column, what="fit_column")
-    return _fit_groups(inp, cols, "SELECT * FROM _input", column, families, discrete, max_samples, seed)
+    rows = inp.rows([qi(column)], [cols])
+    col, grouping = rows.columns[qi(column)], rows.groupings[cols]
+    samples = ((grouping.key(g), col.valid_values(ix)) for g, ix in enumerate(grouping.rows_of()))
+    return _fit_groups(samples, families, discrete, max_samples, seed)
 
 
 def fit_interarrivals(
@@ -346,31 +350,32 @@ def fit_interarrivals(
     >>> round(f["scale"][0], 1)
     2.0
     """
-    from .arrivals import DEFAULT_BY, _gaps_table
+    from ._arrays import times
+    from .arrivals import DEFAULT_BY
 
     inp = as_input(data, **select)
     cols = inp.group_by(by, DEFAULT_BY)
-    table = _gaps_table(inp, cols, time_col)
-    return _fit_groups(inp, cols, f"SELECT * FROM {table}", "gap_s", families, False, max_samples, seed)
+    tm = times(inp, cols, time_col)
+    def gaps(gt):
+        if max_samples is None or gt.n - 1 <= max_samples:
+            return gt.gaps
+        # The same draw as choice(gaps, ...) (which picks indices, then takes them), without
+        # making every gap: only the sampled ones.
+        i = np.random.default_rng(seed).choice(gt.n - 1, size=int(max_samples), replace=False)
+        return gt.t[i + 1] - gt.t[i]
+
+    samples = ((tm.grouping.key(g), gaps(gt)) for g, gt in enumerate(tm.groups) if gt.n >= 2)
+    return _fit_groups(samples, families, False, max_samples, seed)
 
 
-def _fit_groups(inp, cols, base_sql, column, families, discrete, max_samples, seed) -> pl.DataFrame:
+def _fit_groups(samples, families, discrete, max_samples, seed) -> pl.DataFrame:
     import polars as pl
 
-    keys = inp.sql(f"SELECT DISTINCT {', '.join(qi(c) for c in cols)} FROM ({base_sql})") if cols else None
     frames = []
-    for key in (keys.iter_rows(named=True) if keys is not None else [{}]):
-        cond = " AND ".join(
-            f"{qi(c)} IS NULL" if v is None else f"{qi(c)} = $k{i}" for i, (c, v) in enumerate(key.items())
-        )
-        params = {f"k{i}": v for i, (c, v) in enumerate(key.items()) if v is not None}
-        where = f"WHERE {qi(column)} IS NOT NULL" + (f" AND {cond}" if cond else "")
-        # The sample clause applies to its FROM item, so filter in a subquery first.
-        vals = inp.sql(
-            f"SELECT v FROM (SELECT {qi(column)} AS v FROM ({base_sql}) {where}) "
-            f"USING SAMPLE reservoir({int(max_samples)} ROWS) REPEATABLE ({int(seed)})",
-            params,
-        )["v"].to_numpy()
+    for key, vals in samples:
+        if max_samples is not None and vals.size > max_samples:
+            # A fresh generator per group: a group's sample does not depend on the others.
+            vals = np.random.default_rng(seed).choice(vals, size=int(max_samples), replace=False)
         try:
             fit = fit_distributions(vals, families=families, discrete=discrete, max_samples=None)
         except AnalysisError:

@@ -238,29 +238,29 @@ def profile(
     inp = as_input(data, **select)
     cols = inp.group_by(by, DEFAULT_BY)
     use_clock = bool(clock_col) and inp.non_null(clock_col)
+    nb = int(period_s // bin_s)
     if use_clock:
         # Epoch seconds of the clock as written; minus 4 days so that phase 0 is a Monday
         # 00:00 (1970-01-01 was a Thursday). Day phases are unaffected.
         c = f"(epoch({qi(clock_col)}) - 345600)"
-        cond = f"{qi(clock_col)} IS NOT NULL"
+        sel = select_list(cols)
+        counts = inp.sql(
+            f"""
+            SELECT {sel}CAST(floor({c} / $bin) AS BIGINT) AS b, count(*) AS n
+            FROM _input WHERE {qi(clock_col)} IS NOT NULL
+            GROUP BY {', '.join([qi(x) for x in cols] + ['b'])}
+            """,
+            {"bin": float(bin_s)},
+        )
+        binned = [(key, sub["b"].to_numpy(), sub["n"].to_numpy()) for key, sub in groups(counts, cols)]
     else:
+        from ._arrays import times
+
         inp.require(time_col, what="profile")
-        c = f"CAST({qi(time_col)} AS DOUBLE)"
-        cond = f"{qi(time_col)} IS NOT NULL"
-    nb = int(period_s // bin_s)
-    sel = select_list(cols)
-    counts = inp.sql(
-        f"""
-        SELECT {sel}CAST(floor({c} / $bin) AS BIGINT) AS b, count(*) AS n
-        FROM _input WHERE {cond}
-        GROUP BY {', '.join([qi(x) for x in cols] + ['b'])}
-        """,
-        {"bin": float(bin_s)},
-    )
+        tm = times(inp, cols, time_col)
+        binned = [(tm.grouping.key(i), *g.bins(bin_s)) for i, g in enumerate(tm.groups) if g.n]
     frames = []
-    for key, sub in groups(counts, cols):
-        b = sub["b"].to_numpy()
-        n = sub["n"].to_numpy()
+    for key, b, n in binned:
         lo, hi = int(b.min()), int(b.max())
         phase_of = np.mod(np.arange(lo, hi + 1), nb)
         observed = np.bincount(phase_of, minlength=nb)

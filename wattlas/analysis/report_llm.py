@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._data import qi, select_list
-from .arrivals import arrival_rate, bursts, dispersion_index, interarrival_stats
+from ._arrays import time_expr
+from ._data import qi
+from .arrivals import _gap_quantiles, arrival_rate, bursts, dispersion_index, interarrival_stats
 from .distributions import cdf, fit_column, fit_interarrivals
 from .periodicity import DAY_S, auto_bin_s, autocorrelation, periodicity, profile
 from .report import ReportContext, Section
@@ -59,7 +60,12 @@ def build_llm_report(ctx: ReportContext) -> list[Section]:
 
     inp = ctx.input
     cols = inp.group_by(None, ("source", "trace"))
+    extra = [c for c in ("model", "log_type") if inp.non_null(c)]
     sections: list[Section] = []
+    # Read every column the statistics below use in one scan; each statistic is then an O(n)
+    # pass over arrays in memory (see wattlas.analysis._arrays) instead of a query of its own.
+    inp.rows([time_expr("arrival_s"), *(qi(c) for c in ("input_tokens", "output_tokens", "failed") if inp.has(c))],
+             [tuple(cols), tuple(cols + extra)])
 
     # ---------------------------------------------------------------- overview
     ia = interarrival_stats(inp, by=cols)
@@ -108,12 +114,8 @@ def build_llm_report(ctx: ReportContext) -> list[Section]:
 
     # ---------------------------------------------------------------- inter-arrival distribution
     fits = fit_interarrivals(inp, by=cols, max_samples=ctx.fit_samples)
-    gaps_table = _gaps(inp, cols)
     probs = [float(p) for p in _PROBS]
-    q = _labels(inp.sql(
-        f"SELECT {select_list(cols)}quantile_cont(gap_s, {probs}) AS q FROM {gaps_table} "
-        f"WHERE gap_s > 0 {('GROUP BY ' + ', '.join(qi(c) for c in cols)) if cols else ''}"
-    ), cols)
+    q = _labels(_gap_quantiles(inp, cols, probs), cols)
     fits_l = _labels(fits, cols) if fits.height else fits
     fig = go.Figure()
     for g in shown:
@@ -227,7 +229,6 @@ def build_llm_report(ctx: ReportContext) -> list[Section]:
         "8 per decade, colour on a log scale).", figures=[fig]))
 
     # ---------------------------------------------------------------- models / log types / failures
-    extra = [c for c in ("model", "log_type") if inp.non_null(c)]
     if extra:
         per = token_stats(inp, by=cols + extra)
         per_l = _labels(per, cols + extra)
@@ -280,12 +281,6 @@ def build_llm_report(ctx: ReportContext) -> list[Section]:
                                 "(BurstGPT release 3 conversation logs); gaps are between consecutive "
                                 "turns of a session.", tables=[("Sessions", st)]))
     return sections
-
-
-def _gaps(inp, cols) -> str:
-    from .arrivals import _gaps_table
-
-    return _gaps_table(inp, cols, "arrival_s")
 
 
 _DASH = {"exponential": "dot", "gamma": "dash", "weibull": "dashdot", "lognormal": "longdash"}

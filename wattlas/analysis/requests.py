@@ -8,14 +8,19 @@ known (BurstGPT: ``Response tokens == 0``); traces without a failure notion give
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..errors import AnalysisError
-from ._data import Data, as_input, by_clause, order_clause, partition_clause, qi, select_list
+from ._data import Data, as_input, by_clause, order_clause, qi, select_list
 
 if TYPE_CHECKING:
     import polars as pl
+
+from .arrivals import _frame
 
 DEFAULT_BY = ("source", "trace")
 TOKEN_COLUMNS = ("input_tokens", "output_tokens")
@@ -47,23 +52,65 @@ def token_stats(
     >>> token_stats(df).select("requests", "input_tokens_p50", "output_tokens_max").row(0)
     (3, 20.0, 3)
     """
+    import polars as pl
+
+    from ._arrays import grouped_value_counts, quantiles_from_counts
+
     inp = as_input(data, **select)
-    cols = inp.group_by(by, DEFAULT_BY)
+    cols = tuple(inp.group_by(by, DEFAULT_BY))
     inp.require(*TOKEN_COLUMNS, what="token_stats")
-    inner, outer = [], []
-    qlist = "[" + ", ".join(str(float(q)) for q in quantiles) + "]"
+    has_failed = inp.has("failed")
+    rows = inp.rows([qi(c) for c in TOKEN_COLUMNS] + ([qi("failed")] if has_failed else []), [cols])
+    grouping = rows.groupings[cols]
+    out: dict[str, list] = {"requests": rows.sizes(cols).tolist()}
+    schema: dict[str, pl.DataType] = {"requests": pl.Int64}
     for c in TOKEN_COLUMNS:
-        inner += [f"avg({qi(c)}) AS {c}_mean", f"quantile_cont({qi(c)}, {qlist}) AS {c}_q",
-                  f"max({qi(c)}) AS {c}_max", f"sum({qi(c)})::BIGINT AS {c}_total"]
-        outer += [f"{c}_mean"] + [f"{c}_q[{i + 1}] AS {c}_p{_qname(q)}" for i, q in enumerate(quantiles)]
-        outer += [f"{c}_max", f"{c}_total"]
-    fail = "avg(CASE WHEN failed THEN 1.0 WHEN NOT failed THEN 0.0 END)" if inp.has("failed") else "NULL::DOUBLE"
-    sel = select_list(cols)
-    return inp.sql(
-        f"SELECT {sel}requests, {', '.join(outer)}, failed_share FROM ("
-        f"SELECT {sel}count(*) AS requests, {', '.join(inner)}, {fail} AS failed_share "
-        f"FROM _input {by_clause(cols)}) {order_clause(cols)}"
-    )
+        integer = rows.columns[qi(c)].values.dtype.kind in "iub"
+        names = [f"{c}_mean", *(f"{c}_p{_qname(q)}" for q in quantiles), f"{c}_max", f"{c}_total"]
+        for name in names:
+            out[name] = []
+            schema[name] = pl.Float64
+        schema[f"{c}_max"] = pl.Int64 if integer else pl.Float64
+        schema[f"{c}_total"] = pl.Int64
+        for values, counts in grouped_value_counts(rows, qi(c), cols):
+            n = int(counts.sum())
+            if n == 0:
+                for name in names:
+                    out[name].append(None)
+                continue
+            total = int(np.dot(values.astype(np.int64), counts)) if integer else float(np.dot(values, counts))
+            out[f"{c}_mean"].append(total / n)
+            for q, v in zip(quantiles, quantiles_from_counts(values, counts, quantiles), strict=True):
+                out[f"{c}_p{_qname(q)}"].append(v)
+            out[f"{c}_max"].append(values[-1].item())
+            out[f"{c}_total"].append(round(total))
+    out["failed_share"] = _shares(rows, cols)[2] if has_failed else [None] * grouping.n
+    schema["failed_share"] = pl.Float64
+    return _frame(grouping, np.arange(grouping.n), out, schema)
+
+
+def _shares(rows, cols) -> tuple[np.ndarray, np.ndarray, list]:
+    """Per group: rows with a known ``failed`` flag, how many failed, and the share (None if none known)."""
+    col, g = rows.columns[qi("failed")], rows.groupings[cols]
+    flag = col.values.astype(bool, copy=False)
+    if g.contiguous:
+        ix = g.rows_of()
+        if col.valid is None:
+            k = rows.sizes(cols)
+            f = np.array([np.count_nonzero(flag[i]) for i in ix], dtype=np.int64)
+        else:
+            k = np.array([np.count_nonzero(col.valid[i]) for i in ix], dtype=np.int64)
+            f = np.array([np.count_nonzero(flag[i] & col.valid[i]) for i in ix], dtype=np.int64)
+    else:
+        # One pass: each row's (group, known, failed) state as one integer.
+        state = g.codes.astype(np.int64) * 4 + flag
+        if col.valid is not None:
+            state += 2 * col.valid
+        else:
+            state += 2
+        c = np.bincount(state, minlength=4 * g.n).reshape(g.n, 4)
+        k, f = c[:, 2] + c[:, 3], c[:, 3]
+    return k, f, [float(fi) / ki if ki else None for fi, ki in zip(f, k, strict=True)]
 
 
 def _qname(q: float) -> str:
@@ -83,33 +130,52 @@ def token_correlation(data: Data = None, *, by: Sequence[str] | None = None, **s
     >>> round(token_correlation(df)["spearman"][0], 6)
     1.0
     """
-    inp = as_input(data, **select)
-    cols = inp.group_by(by, DEFAULT_BY)
-    inp.require(*TOKEN_COLUMNS, what="token_correlation")
-    sel = select_list(cols)
-    part = partition_clause(cols)
-    def ranks(col: str) -> str:
-        # Average rank of each distinct value: rows below it plus the mean position among ties.
-        # Token counts have few distinct values, so this is a small table joined back.
-        grp = ", ".join([qi(c) for c in cols] + ["v"])
-        return (f"SELECT {sel}v, sum(n) OVER ({part} ORDER BY v) - (n - 1) / 2.0 AS r FROM "
-                f"(SELECT {sel}{col} AS v, count(*) AS n FROM _input GROUP BY {grp})")
+    import polars as pl
 
-    return inp.sql(
-        f"""
-        WITH ri AS ({ranks('input_tokens')}), ro AS ({ranks('output_tokens')}),
-        x AS (SELECT {sel}input_tokens, output_tokens, input_tokens AS vi, output_tokens AS vo FROM _input)
-        SELECT {select_list(['x.' + c for c in cols]).replace('"x.', 'x."')}count(*) AS requests,
-               corr(x.input_tokens, x.output_tokens) AS pearson,
-               corr(ln(1 + x.input_tokens), ln(1 + x.output_tokens)) AS pearson_log,
-               corr(ri.r, ro.r) AS spearman
-        FROM x
-        JOIN ri ON ri.v = x.vi {''.join(f' AND ri.{qi(c)} IS NOT DISTINCT FROM x.{qi(c)}' for c in cols)}
-        JOIN ro ON ro.v = x.vo {''.join(f' AND ro.{qi(c)} IS NOT DISTINCT FROM x.{qi(c)}' for c in cols)}
-        {('GROUP BY ' + ', '.join(f'x.{qi(c)}' for c in cols)) if cols else ''}
-        {('ORDER BY ' + ', '.join(f'x.{qi(c)}' for c in cols)) if cols else ''}
-        """
-    )
+    from ._arrays import Lookup, correlations, grouped_value_counts
+
+    inp = as_input(data, **select)
+    cols = tuple(inp.group_by(by, DEFAULT_BY))
+    inp.require(*TOKEN_COLUMNS, what="token_correlation")
+    xi, xo = qi("input_tokens"), qi("output_tokens")
+    rows = inp.rows([xi, xo], [cols])
+    grouping = rows.groupings[cols]
+    ci, co = rows.columns[xi], rows.columns[xo]
+    bounds = [c.range() if c.values.dtype.kind in "iu" else None for c in (ci, co)]
+    vcs = grouped_value_counts(rows, xi, cols), grouped_value_counts(rows, xo, cols)
+    out: dict[str, list] = {"requests": [], "pearson": [], "pearson_log": [], "spearman": []}
+    which = []
+    for g, ix in enumerate(grouping.rows_of()):
+        x, y = ci.values[ix], co.values[ix]
+        if ci.valid is not None or co.valid is not None:
+            both = np.ones(x.size, dtype=bool)
+            for c in (ci, co):
+                if c.valid is not None:
+                    both &= c.valid[ix]
+            x, y = x[both], y[both]
+        if x.size == 0 and cols:
+            continue  # no complete pair: no row (the pairs are what is grouped)
+        which.append(g)
+        out["requests"].append(int(x.size))
+        # Per distinct value of each side: the value, ln(1 + value) and its average rank among
+        # the group's non-null values (rows below plus the mean position among ties).
+        lookups, per_value, means = [], [], []
+        for (values, counts), bnd in zip((vcs[0][g], vcs[1][g]), bounds, strict=True):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                f = [values.astype(np.float64), np.log(1.0 + values.astype(np.float64)),
+                     np.cumsum(counts) - (counts - 1) / 2.0]
+            n = max(int(counts.sum()), 1)
+            lookups.append(Lookup(values, bnd))
+            per_value.append(f)
+            means.append([float(np.dot(v, counts)) / n if np.isfinite(v).all() else 0.0 for v in f])
+        r = correlations(x, y, *lookups, *per_value, *means)
+        if vcs[0][g][0].size == 1 or vcs[1][g][0].size == 1:
+            r = [math.nan if v is not None else None for v in r]  # a constant side, as DuckDB's corr
+        out["pearson"].append(r[0])
+        out["pearson_log"].append(r[1])
+        out["spearman"].append(r[2])
+    schema = {"requests": pl.Int64, "pearson": pl.Float64, "pearson_log": pl.Float64, "spearman": pl.Float64}
+    return _frame(grouping, which, out, schema)
 
 
 def failure_rates(data: Data = None, *, by: Sequence[str] | None = None, **select) -> pl.DataFrame:
@@ -125,15 +191,19 @@ def failure_rates(data: Data = None, *, by: Sequence[str] | None = None, **selec
     >>> failure_rates(df).row(0)
     (3, 1, 0.3333333333333333)
     """
+    import polars as pl
+
     inp = as_input(data, **select)
-    cols = inp.group_by(by, (*DEFAULT_BY, "model", "log_type"))
+    cols = tuple(inp.group_by(by, (*DEFAULT_BY, "model", "log_type")))
     inp.require("failed", what="failure_rates")
-    sel = select_list(cols)
-    return inp.sql(
-        f"SELECT {sel}count(*) AS requests, count(*) FILTER (WHERE failed) AS failed, "
-        f"avg(CASE WHEN failed THEN 1.0 ELSE 0.0 END) AS failed_share "
-        f"FROM _input WHERE failed IS NOT NULL {by_clause(cols)} {order_clause(cols)}"
-    )
+    rows = inp.rows([qi("failed")], [cols])
+    known, failed, shares = _shares(rows, cols)
+    grouping = rows.groupings[cols]
+    which = [i for i in range(grouping.n) if known[i] or not cols]
+    return _frame(grouping, which,
+                  {"requests": [int(known[i]) for i in which], "failed": [int(failed[i]) for i in which],
+                   "failed_share": [shares[i] for i in which]},
+                  {"requests": pl.Int64, "failed": pl.Int64, "failed_share": pl.Float64})
 
 
 def token_histogram(
@@ -157,30 +227,55 @@ def token_histogram(
     >>> h.select("bin_lo", "requests").rows()
     [(0.0, 1), (1.0, 2), (10.0, 1)]
     """
+    import polars as pl
+
+    from ._arrays import grouped_value_counts
+
     inp = as_input(data, **select)
-    cols = inp.group_by(by, DEFAULT_BY)
+    cols = tuple(inp.group_by(by, DEFAULT_BY))
     inp.require(column, what="token_histogram")
     b = float(bins_per_decade)
-    sel = select_list(cols)
-    part = partition_clause(cols)
-    return inp.sql(
-        f"""
-        WITH h AS (
-            SELECT {sel}CASE WHEN {qi(column)} <= 0 THEN NULL
-                        ELSE CAST(floor(log10({qi(column)}) * $b + 1e-9) AS INTEGER) END AS i,
-                   count(*) AS requests
-            FROM _input WHERE {qi(column)} IS NOT NULL
-            GROUP BY {', '.join([qi(c) for c in cols] + ['i'])}
-        )
-        SELECT {sel}coalesce(10 ^ (i / $b), 0) AS bin_lo,
-               CASE WHEN i IS NULL THEN 1 ELSE 10 ^ ((i + 1) / $b) END AS bin_hi,
-               requests,
-               requests / sum(requests) OVER ({part}) AS share,
-               requests / sum(requests) OVER ({part}) / (bin_hi - bin_lo) AS density
-        FROM h {order_clause(cols, 'bin_lo')}
-        """,
-        {"b": b},
-    )
+    rows = inp.rows([qi(column)], [cols])
+    grouping = rows.groupings[cols]
+    which, lo_l, hi_l, req_l = [], [], [], []
+    for g, (values, counts) in enumerate(grouped_value_counts(rows, qi(column), cols)):
+        if not values.size:
+            continue
+        # Bin of each distinct value; values <= 0 share the bin [0, 1) (index -1 here).
+        idx = _log_bin(values, b)
+        starts = np.concatenate(([0], np.flatnonzero(idx[1:] != idx[:-1]) + 1))
+        bi = idx[starts]
+        n = np.add.reduceat(counts, starts)
+        zero = bi == _ZERO
+        lo = np.where(zero, 0.0, 10.0 ** (bi / b))
+        hi = np.where(zero, 1.0, 10.0 ** ((bi + 1) / b))
+        which.append(np.full(bi.size, g))
+        lo_l.append(lo)
+        hi_l.append(hi)
+        req_l.append(n)
+    if which:
+        which_a, lo, hi, req = (np.concatenate(x) for x in (which, lo_l, hi_l, req_l))
+    else:
+        which_a, lo, hi, req = np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
+    totals = np.bincount(which_a, weights=req, minlength=grouping.n)[which_a] if req.size else np.zeros(0)
+    share = req / totals if req.size else np.zeros(0)
+    return _frame(grouping, which_a,
+                  {"bin_lo": lo, "bin_hi": hi, "requests": req, "share": share, "density": share / (hi - lo)},
+                  {"bin_lo": pl.Float64, "bin_hi": pl.Float64, "requests": pl.Int64, "share": pl.Float64,
+                   "density": pl.Float64})
+
+
+_ZERO = np.iinfo(np.int64).min
+
+
+def _log_bin(values: np.ndarray, b: float) -> np.ndarray:
+    """``floor(log10(v) * b + 1e-9)`` (the 1e-9 puts exact powers of ten in their own bin), and
+    ``_ZERO`` for values <= 0. Non-decreasing in ``v``."""
+    v = values.astype(np.float64)
+    pos = v > 0
+    out = np.full(v.size, _ZERO, dtype=np.int64)
+    out[pos] = np.floor(np.log10(v[pos]) * b + 1e-9).astype(np.int64)
+    return out
 
 
 def token_joint_histogram(
@@ -197,26 +292,60 @@ def token_joint_histogram(
     >>> token_joint_histogram(df, bins_per_decade=1).select("input_lo", "output_lo", "requests").rows()
     [(1.0, 1.0, 2), (100.0, 10.0, 1)]
     """
+    import polars as pl
+
+    from ._arrays import Lookup, blocks, grouped_value_counts
+
     inp = as_input(data, **select)
-    cols = inp.group_by(by, DEFAULT_BY)
+    cols = tuple(inp.group_by(by, DEFAULT_BY))
     inp.require(*TOKEN_COLUMNS, what="token_joint_histogram")
-    sel = select_list(cols)
+    b = float(bins_per_decade)
+    xi, xo = qi("input_tokens"), qi("output_tokens")
+    rows = inp.rows([xi, xo], [cols])
+    grouping = rows.groupings[cols]
+    # Each row's bin pair as one integer: bins are numbered from 1 above the smallest, 0 is
+    # [0, 1) (values <= 0 and nulls); bincounts then count every (group, input, output) cell.
+    lookups, tables, firsts, widths = [], [], [], []
+    for e in (xi, xo):
+        c = rows.columns[e]
+        distinct = [v for v, _ in grouped_value_counts(rows, e, cols)]
+        distinct = np.unique(np.concatenate(distinct)) if distinct else np.zeros(0, c.values.dtype)
+        k = _log_bin(distinct, b)
+        real = k != _ZERO
+        first = int(k[real].min()) if real.any() else 0
+        lookups.append(Lookup(distinct, c.range() if c.values.dtype.kind in "iu" else None))
+        tables.append(lookups[-1].table(np.where(real, k - first + 1, 0)))
+        firsts.append(first)
+        widths.append(int(k[real].max()) - first + 2 if real.any() else 1)
+    per_group = widths[0] * widths[1]
+    cells = grouping.n * per_group
+    counts = np.zeros(cells, dtype=np.int64)
+    ci, co = rows.columns[xi], rows.columns[xo]
+    for blk in blocks(rows.n):
+        cell = tables[0][lookups[0].index(ci.values[blk])]
+        if ci.valid is not None:
+            cell[~ci.valid[blk]] = 0
+        cell *= widths[1]
+        out_code = tables[1][lookups[1].index(co.values[blk])]
+        if co.valid is not None:
+            out_code[~co.valid[blk]] = 0
+        cell += out_code
+        if grouping.codes is not None:
+            cell += grouping.codes[blk].astype(np.int64) * per_group
+        counts += np.bincount(cell, minlength=cells)
+    nz = np.flatnonzero(counts)
+    g, rest = np.divmod(nz, per_group)
+    ci, co = np.divmod(rest, widths[1])
+    req = counts[nz]
+    totals = np.bincount(g, weights=req, minlength=grouping.n)
 
-    def idx(c: str) -> str:
-        return f"CASE WHEN {qi(c)} <= 0 THEN NULL ELSE CAST(floor(log10({qi(c)}) * $b + 1e-9) AS INTEGER) END"
+    def lo(code, first):
+        return np.where(code == 0, 0.0, 10.0 ** ((code - 1 + first) / b))
 
-    return inp.sql(
-        f"""
-        WITH h AS (
-            SELECT {sel}{idx('input_tokens')} AS i, {idx('output_tokens')} AS o, count(*) AS requests
-            FROM _input GROUP BY {', '.join([qi(c) for c in cols] + ['i', 'o'])}
-        )
-        SELECT {sel}coalesce(10 ^ (i / $b), 0) AS input_lo, coalesce(10 ^ (o / $b), 0) AS output_lo,
-               requests, requests / sum(requests) OVER ({partition_clause(cols)}) AS share
-        FROM h {order_clause(cols, 'input_lo', 'output_lo')}
-        """,
-        {"b": float(bins_per_decade)},
-    )
+    return _frame(grouping, g,
+                  {"input_lo": lo(ci, firsts[0]), "output_lo": lo(co, firsts[1]), "requests": req,
+                   "share": req / totals[g]},
+                  {"input_lo": pl.Float64, "output_lo": pl.Float64, "requests": pl.Int64, "share": pl.Float64})
 
 
 def sessions(
