@@ -150,3 +150,19 @@ def test_interrupted_multi_file_ingest_resumes(tmp_path, store_dir, monkeypatch)
     assert calls == ["BurstGPT_1.csv", "BurstGPT_2.csv", "BurstGPT_2.csv"]
     assert Store(store_dir).sql("select count(*) from llm_requests").item() == 10
     assert not (store_dir / ".staging" / "burstgpt").exists()
+
+
+def test_put_copies_files_from_outside_the_store(tmp_path, store_dir):
+    import pyarrow.parquet as pq
+
+    outside = tmp_path / "release" / "manifest.parquet"
+    outside.parent.mkdir()
+    from wattlas.schemas import get_table
+    from wattlas.store import _conform
+
+    pq.write_table(_conform(_manifest("kept"), get_table("ingest_manifest")), outside)
+    before = outside.read_bytes()
+    with Store(store_dir).transaction("demo") as tx:
+        tx.put("ingest_manifest", "kept", outside)
+    assert outside.read_bytes() == before  # the caller's file is not consumed
+    assert Store(store_dir).sql("select input_name from ingest_manifest").rows() == [("kept",)]

@@ -315,15 +315,21 @@ class Transaction:
     def put(self, table: str, key: str, data: pa.Table | pl.DataFrame | Path | str) -> int:
         """Add rows to ``table`` under input ``key``; returns the number of rows.
 
-        ``data`` is an Arrow table, a polars DataFrame, or the path of a Parquet file written
-        by the caller (moved into the store on commit). It must have the table's declared
-        columns (missing nullable ones are filled with nulls) and no others.
+        ``data`` is an Arrow table, a polars DataFrame, or the path of a Parquet file. A file
+        inside the store (a converter's temporary or staged output) is moved in on commit; any
+        other file (e.g. a committed dataset in a repository) is copied, never consumed. It must
+        have the table's declared columns (missing nullable ones are filled with nulls) and no
+        others.
         """
         schema = get_table(table)
         _check_name(key, "input key", allow_dots=True)
         if isinstance(data, str | os.PathLike):
             path = Path(data)
             rows = _check_parquet(path, schema)
+            if not path.resolve().is_relative_to(self.store.root.resolve()):
+                copy = self.new_path(table)
+                shutil.copyfile(path, copy)
+                path = copy
         else:
             arrow = _conform(_to_arrow(data), schema)
             path = self.new_path(table)
