@@ -166,3 +166,19 @@ def test_put_copies_files_from_outside_the_store(tmp_path, store_dir):
         tx.put("ingest_manifest", "kept", outside)
     assert outside.read_bytes() == before  # the caller's file is not consumed
     assert Store(store_dir).sql("select input_name from ingest_manifest").rows() == [("kept",)]
+
+
+def test_column_added_after_files_were_written_reads_as_null(store_dir, monkeypatch):
+    """Schema evolution: files without a newly declared column still query, with nulls."""
+    import dataclasses
+
+    from wattlas import schemas
+    from wattlas.schemas import Column
+
+    store = Store(store_dir)
+    with store.transaction("demo") as tx:
+        tx.put("ingest_manifest", "a", _manifest("a"))
+    table = schemas.TABLES["ingest_manifest"]
+    grown = dataclasses.replace(table, columns=(*table.columns, Column("added_later", "float64", "new")))
+    monkeypatch.setitem(schemas.TABLES, "ingest_manifest", grown)
+    assert store.sql("select input_name, added_later from ingest_manifest").rows() == [("a", None)]

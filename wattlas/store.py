@@ -187,10 +187,10 @@ class Store:
         con.execute("SET TimeZone = 'UTC'")
         tables = self.catalog()["tables"]
         for name in sorted(set(TABLES) | set(tables)):
-            con.execute(self._view_sql(name, self.table_files(name)))
+            con.execute(self._view_sql(con, name, self.table_files(name)))
         return con
 
-    def _view_sql(self, name: str, files: list[Path]) -> str:
+    def _view_sql(self, con: duckdb.DuckDBPyConnection, name: str, files: list[Path]) -> str:
         schema = TABLES.get(name)
         ident = _quote_ident(name)
         if not files:
@@ -199,18 +199,20 @@ class Store:
             cols = ", ".join(f"NULL::{t} AS {_quote_ident(c)}" for c, t in schema.duckdb_columns())
             return f"CREATE VIEW {ident} AS SELECT NULL::VARCHAR AS source, {cols} WHERE false"
         file_list = "[" + ", ".join(_quote_str(str(f)) for f in files) + "]"
-        if schema is None:
-            select = "*"
-        else:
-            # Files written before a column was added lack it: union_by_name gives it as null.
-            select = "source, " + ", ".join(
-                f"CAST({_quote_ident(c)} AS {t}) AS {_quote_ident(c)}"
-                for c, t in schema.duckdb_columns()
-            )
-        return (
-            f"CREATE VIEW {ident} AS SELECT {select} FROM read_parquet({file_list}, "
-            "hive_partitioning = true, hive_types = {'source': VARCHAR}, union_by_name = true)"
+        scan = (
+            f"read_parquet({file_list}, hive_partitioning = true, "
+            "hive_types = {'source': VARCHAR}, union_by_name = true)"
         )
+        if schema is None:
+            return f"CREATE VIEW {ident} AS SELECT * FROM {scan}"
+        # Files written before a column was added lack it: union_by_name gives it as null when
+        # some file has it; when none does, the view supplies the null itself.
+        present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+        select = "source, " + ", ".join(
+            (f"CAST({_quote_ident(c)} AS {t})" if c in present else f"NULL::{t}") + f" AS {_quote_ident(c)}"
+            for c, t in schema.duckdb_columns()
+        )
+        return f"CREATE VIEW {ident} AS SELECT {select} FROM {scan}"
 
     def sql(self, query: str) -> pl.DataFrame:
         """Run ``query`` against the store's views and return a polars DataFrame."""
