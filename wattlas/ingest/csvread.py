@@ -88,17 +88,24 @@ class CsvLayout:
             raise ValueError(f"layout {self.name}: no raw type for {sorted(missing)}")
 
 
-def read_header(path: Path, display: str) -> tuple[str, ...]:
-    """The header fields of a CSV file (BOM and CR stripped); errors for empty files."""
+def read_header(
+    path: Path, display: str, *, allow_empty: bool = False, strip_spaces: bool = False
+) -> tuple[str, ...]:
+    """The header fields of a CSV file (BOM, CR and quotes stripped; spaces too if asked).
+
+    An empty file is an error; so is a header without data rows unless ``allow_empty``. The
+    header line is read whole: wide files have thousands of columns.
+    """
     with open(path, "rb") as fh:
-        first = fh.readline(1 << 20)
-        second = fh.readline(1 << 20)
+        first = fh.readline()
+        second = fh.readline(1 << 16)
     if not first:
         raise InputFormatError("the file is empty (expected a CSV header line)", file=display)
-    text = first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
-    if not second.strip():
+    if not allow_empty and not second.strip():
         raise InputFormatError("the file has a header but no data rows", file=display)
-    return tuple(h.strip('"') for h in text.split(","))
+    text = first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    fields = (h.strip() for h in text.split(",")) if strip_spaces else text.split(",")
+    return tuple(h.strip('"') for h in fields)
 
 
 def match_layout(header: tuple[str, ...], layouts: list[CsvLayout], display: str) -> CsvLayout:

@@ -28,19 +28,12 @@ from pathlib import Path
 import polars as pl
 
 from ..errors import InputFormatError
+from .csvread import first_reject, read_header
 
 
 def read_header_fields(path: Path, display: str, *, allow_empty: bool = False) -> list[str]:
-    """The header fields of a CSV file (BOM, quotes and CR stripped)."""
-    with open(path, "rb") as fh:
-        first = fh.readline()
-        second = fh.readline(1 << 16)
-    if not first:
-        raise InputFormatError("the file is empty (expected a CSV header line)", file=display)
-    if not allow_empty and not second.strip():
-        raise InputFormatError("the file has a header but no data rows", file=display)
-    text = first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
-    return [h.strip().strip('"') for h in text.split(",")]
+    """The header fields of a wide CSV file (BOM, CR, spaces and quotes stripped)."""
+    return list(read_header(path, display, allow_empty=allow_empty, strip_spaces=True))
 
 
 def unpivot_wide(
@@ -104,8 +97,6 @@ def locate_bad_cell(
     cells equal to one of ``null_values`` are not errors. One DuckDB pass with rejects stored:
     fast on thousands of columns, where one polars expression per column is not.
     """
-    from .csvread import first_reject
-
     header = read_header_fields(path, display, allow_empty=True)
     ddb = {c: _DUCK.get(types.get(c, pl.String), "VARCHAR") if types.get(c) is not None else "VARCHAR"
            for c in header}
