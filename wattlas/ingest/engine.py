@@ -282,9 +282,8 @@ def ingest(
         results = run.execute(inputs, workers)
         keys = _by_key(results)
         _check_groups(store, source.id, keys)
-        module = source_module(source.id)
         for key, batches in keys.items():
-            parts = _key_parts(module, source.id, key, batches, staging)
+            parts = _key_parts(run.module, source.id, key, batches, staging)
             _put_key(tx, key, parts, batches, report, run.archive_shas)
     shutil.rmtree(staging, ignore_errors=True)
     report.seconds = time.perf_counter() - started
@@ -304,7 +303,7 @@ class _Run:
         self.archive_shas: dict[str, str] = {}
         self.pool: ProcessPoolExecutor | None = None
         self.max_inflight = 1
-        self.inflight: dict[Future[dict[str, Any]], list[Item]] = {}
+        self.inflight: dict[Future[dict[str, Any]], tuple[list[Item], Path]] = {}
         self.open: dict[str, list[Item]] = {}
         self.seen: dict[tuple[str, str], str] = {}
         self.extract_dir = staging / "_in"
@@ -455,7 +454,7 @@ class _Run:
             self._finish(batch, stage, run_batch(*args), resumed=False)
             return
         self._throttle()
-        self.inflight[self.pool.submit(run_batch, *args)] = batch
+        self.inflight[self.pool.submit(run_batch, *args)] = (batch, stage)
 
     def _throttle(self) -> None:
         while self.pool is not None and len(self.inflight) >= self.max_inflight:
@@ -464,8 +463,7 @@ class _Run:
     def _wait_one(self) -> None:
         done, _ = wait(list(self.inflight), return_when=FIRST_COMPLETED)
         for fut in done:
-            batch = self.inflight.pop(fut)
-            stage, _ = self._batch_stage(batch)
+            batch, stage = self.inflight.pop(fut)
             self._finish(batch, stage, fut.result(), resumed=False)
 
     def _finish(self, batch: list[Item], stage: Path, result: dict[str, Any], *, resumed: bool) -> None:
