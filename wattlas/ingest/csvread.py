@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from ..errors import InputFormatError
+from .parts import select_table
 
 
 @dataclass(frozen=True)
@@ -145,13 +146,15 @@ def convert_csv(
     *,
     display: str,
     extra: Mapping[str, pl.Expr] | None = None,
-    select: list[str],
+    select: list[str] | str,
     row_index: str | None = "request_id",
 ) -> tuple[CsvLayout, int]:
     """Stream ``path`` through the matching layout into ``out_path``; return (layout, rows).
 
-    ``extra`` adds constant or derived columns (e.g. the trace name); ``select`` is the
-    table's column order; ``row_index`` names a 0-based Int64 row number column (None: none).
+    ``extra`` adds constant or derived columns (e.g. the trace name); ``select`` is the output
+    column order, or a table name: then the table's declared columns in order and types, those
+    the layout does not produce as typed nulls (:func:`wattlas.ingest.parts.select_table`).
+    ``row_index`` names a 0-based Int64 row number column (None: none).
     Raises :class:`InputFormatError` naming file, line and column.
     """
     layout = match_layout(read_header(path, display), layouts, display)
@@ -169,7 +172,7 @@ def convert_csv(
         lf = layout.derive(lf)
     if extra:
         lf = lf.with_columns([e.alias(k) for k, e in extra.items()])
-    lf = lf.select(select)
+    lf = select_table(lf, select) if isinstance(select, str) else lf.select(select)
     try:
         # Without projection pushdown every raw column is parsed, so a ragged row or a bad value
         # in a column the table does not keep (e.g. BurstGPT's `Total tokens`) is still caught.

@@ -1,4 +1,4 @@
-"""What the LLM request-trace modules share: the column order and a one-file conversion."""
+"""What the LLM request-trace modules share: a one-file conversion to `llm_requests`."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ...schemas import get_table
 from ..csvread import CsvLayout, convert_csv, gunzip
-
-LLM_COLUMNS = get_table("llm_requests").column_names
 
 
 def convert_llm_csv(
@@ -28,12 +25,8 @@ def convert_llm_csv(
         t0 = pl.col("arrival_time").first()
         extra["arrival_s"] = (pl.col("arrival_time") - t0).dt.total_microseconds() / 1e6
     try:
-        convert_csv(src, layouts, out, display=display, extra=extra, select=LLM_COLUMNS)
+        convert_csv(src, layouts, out, display=display, extra=extra, select="llm_requests")
     finally:
         if src != path:
             src.unlink(missing_ok=True)
     return {"llm_requests": [out]}
-
-
-def null(dtype: pl.DataType) -> pl.Expr:
-    return pl.lit(None, dtype)

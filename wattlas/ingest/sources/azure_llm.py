@@ -14,7 +14,7 @@ import polars as pl
 
 from ..csvread import INT, TS_ISO_Z, TS_NAIVE, TS_OFFSET, CsvLayout
 from ..registry import Source, SourceFile
-from ._llm import convert_llm_csv, null
+from ._llm import convert_llm_csv
 
 RAW = "https://raw.githubusercontent.com/Azure/AzurePublicDataset/master/data"
 BLOB = "https://azurepublicdatasettraces.blob.core.windows.net/azurellminfererencetrace"
@@ -90,15 +90,9 @@ SOURCES = (
 _TOKENS = {"input_tokens": "ContextTokens", "output_tokens": "GeneratedTokens"}
 
 
-def _text_only(tz: str | None):
-    def derive(lf: pl.LazyFrame) -> pl.LazyFrame:
-        return lf.with_columns(
-            arrival_tz=pl.lit(tz, pl.String), model=null(pl.String), log_type=null(pl.String),
-            session_id=null(pl.String), images=null(pl.Int32), elapsed_s=null(pl.Float64),
-            failed=null(pl.Boolean),
-        )
-
-    return derive
+def _zone(tz: str | None):
+    # Columns the trace lacks (model, log type, failure, ...) come out as typed nulls.
+    return lambda lf: lf.with_columns(arrival_tz=pl.lit(tz, pl.String))
 
 
 LAYOUT_2023 = CsvLayout(
@@ -106,23 +100,21 @@ LAYOUT_2023 = CsvLayout(
     header=("TIMESTAMP", "ContextTokens", "GeneratedTokens"),
     raw_types={"TIMESTAMP": TS_NAIVE, "ContextTokens": INT, "GeneratedTokens": INT},
     columns={"arrival_time": "TIMESTAMP", **_TOKENS},
-    derive=_text_only(None),
+    derive=_zone(None),
 )
 LAYOUT_2024 = CsvLayout(
     name="Azure LLM 2024",
     header=LAYOUT_2023.header,
     raw_types={"TIMESTAMP": TS_OFFSET, "ContextTokens": INT, "GeneratedTokens": INT},
     columns=LAYOUT_2023.columns,
-    derive=_text_only("UTC"),
+    derive=_zone("UTC"),
 )
 LAYOUT_2025 = CsvLayout(
     name="Azure LMM 2025",
     header=("TIMESTAMP", "NumImages", "ContextTokens", "GeneratedTokens"),
     raw_types={"TIMESTAMP": TS_ISO_Z, "NumImages": INT, "ContextTokens": INT, "GeneratedTokens": INT},
     columns={"arrival_time": "TIMESTAMP", "images": "NumImages", **_TOKENS},
-    derive=lambda lf: _text_only("UTC")(lf.rename({"images": "_images"})).with_columns(
-        images=pl.col("_images").cast(pl.Int32)
-    ).drop("_images"),
+    derive=_zone("UTC"),
 )
 
 LAYOUTS = {

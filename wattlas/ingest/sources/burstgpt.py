@@ -14,7 +14,7 @@ import polars as pl
 
 from ..csvread import FLOAT, INT, STR, CsvLayout
 from ..registry import Source, SourceFile
-from ._llm import convert_llm_csv, null
+from ._llm import convert_llm_csv
 
 BASE = "https://github.com/HPMLL/BurstGPT/releases/download/v1.2"
 FILES = (
@@ -73,10 +73,7 @@ LAYOUT_1_2 = CsvLayout(
     header=("Timestamp", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type"),
     raw_types=_COMMON,
     columns=_MAP,
-    derive=lambda lf: _failed(lf).with_columns(
-        arrival_time=null(pl.Datetime("us")), arrival_tz=null(pl.String),
-        session_id=null(pl.String), images=null(pl.Int32), elapsed_s=null(pl.Float64),
-    ),
+    derive=_failed,
 )
 LAYOUT_3 = CsvLayout(
     name="BurstGPT release 3",
@@ -86,9 +83,7 @@ LAYOUT_3 = CsvLayout(
     columns={**_MAP, "session_id": "Session ID", "elapsed_s": "Elapsed time"},
     # Only conversation rows have a session id.
     nullable=frozenset({"Session ID"}),
-    derive=lambda lf: _failed(lf).with_columns(
-        arrival_time=null(pl.Datetime("us")), arrival_tz=null(pl.String), images=null(pl.Int32),
-    ),
+    derive=_failed,
 )
 
 _NAME = re.compile(r"BurstGPT_(without_fails_)?\d+\.csv$")
