@@ -22,10 +22,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _measure import run_child  # benchmarks/ is on sys.path when a script runs
 
 
 def generate(path: Path, rows: int, seed: int = 0) -> None:
@@ -50,17 +50,6 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
             ]
             fh.write("\n".join(lines) + "\n")
 
-
-def run(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB) of the child, stderr."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    err = proc.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{cmd} failed:\n{err}")
-    return elapsed, usage.ru_maxrss / 1024, err
 
 
 def wattlas_cmd(csv: Path, store: Path) -> list[str]:
@@ -98,10 +87,10 @@ def main() -> None:
             w_times, d_times, w_rss, d_rss = [], [], [], []
             for i in range(args.repeat):
                 # interleaved, fresh outputs each time
-                t, rss, _ = run(duckdb_cmd(csv, d / f"duck{i}.parquet"))
+                t, rss, _ = run_child(duckdb_cmd(csv, d / f"duck{i}.parquet"))
                 d_times.append(t)
                 d_rss.append(rss)
-                t, rss, _ = run(wattlas_cmd(csv, d / f"store{i}"))
+                t, rss, _ = run_child(wattlas_cmd(csv, d / f"store{i}"))
                 w_times.append(t)
                 w_rss.append(rss)
             rss_by_rows[rows] = max(w_rss)

@@ -28,8 +28,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _measure import run_child  # benchmarks/ is on sys.path when a script runs
 
 
 def generate(store_root: Path, rows: int, seed: int = 0) -> None:
@@ -112,17 +113,6 @@ def remote_reads(path: Path) -> dict[str, int]:
     return out
 
 
-def run(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of a child process."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    err = proc.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{cmd} failed:\n{err}")
-    return elapsed, usage.ru_maxrss / 1024
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -143,12 +133,12 @@ def main() -> None:
             duck = tmp / f"duck{i}.parquet"
             sql = (f"COPY (SELECT * FROM read_parquet({files!r}, hive_partitioning = true)) TO '{duck}' "
                    "(FORMAT parquet, COMPRESSION zstd)")
-            t, rss = run([sys.executable, "-c", f"import duckdb; duckdb.sql({sql!r})"])
+            t, rss, _ = run_child([sys.executable, "-c", f"import duckdb; duckdb.sql({sql!r})"])
             d_times.append(t)
             d_rss.append(rss)
             rel = tmp / f"rel{i}"
-            t, rss = run([sys.executable, "-m", "wattlas", "release", "build", "bench", "--tables", "llm_requests",
-                          "--store", str(store), "-o", str(rel)])
+            t, rss, _ = run_child([sys.executable, "-m", "wattlas", "release", "build", "bench",
+                                   "--tables", "llm_requests", "--store", str(store), "-o", str(rel)])
             w_times.append(t)
             w_rss.append(rss)
         ours = remote_reads(tmp / "rel0" / "data" / "llm_requests.parquet")
