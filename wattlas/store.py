@@ -147,14 +147,18 @@ class Store:
             )
         return cat
 
-    def table_files(self, table: str) -> list[Path]:
-        """Absolute paths of the Parquet files that make up ``table`` now."""
+    def committed_files(self, table: str) -> list[tuple[str, str, Path]]:
+        """(source, input key, absolute path) of every Parquet file of ``table``, in view order."""
         entry = self.catalog()["tables"].get(table, {})
         base = self.tables_dir / table
         return [
-            base / f for source in sorted(entry) for key in sorted(entry[source])
-            for f in entry[source][key]["files"]
+            (source, key, base / f)
+            for source in sorted(entry) for key in sorted(entry[source]) for f in entry[source][key]["files"]
         ]
+
+    def table_files(self, table: str) -> list[Path]:
+        """Absolute paths of the Parquet files that make up ``table`` now."""
+        return [f for _, _, f in self.committed_files(table)]
 
     def input_keys(self, source: str, table: str | None = None) -> set[str]:
         """Input keys (raw file names, run ids) of ``source`` committed to ``table`` (any table)."""
@@ -198,21 +202,34 @@ class Store:
                 return f"CREATE VIEW {ident} AS SELECT NULL::VARCHAR AS source WHERE false"
             cols = ", ".join(f"NULL::{t} AS {_quote_ident(c)}" for c, t in schema.duckdb_columns())
             return f"CREATE VIEW {ident} AS SELECT NULL::VARCHAR AS source, {cols} WHERE false"
+        return f"CREATE VIEW {ident} AS {self.scan_sql(con, name, files)}"
+
+    def scan_sql(
+        self, con: duckdb.DuckDBPyConnection, table: str, files: list[Path], *, filename_as: str | None = None
+    ) -> str:
+        """A SELECT of ``files`` as ``table``: ``source``, then the declared columns in order and type.
+
+        Files written before a column was added lack it: ``union_by_name`` gives it as null when
+        some file has it; when none does, the select supplies the null itself. ``filename_as``
+        adds each row's file path under that name.
+        """
         file_list = "[" + ", ".join(_quote_str(str(f)) for f in files) + "]"
+        fname = ", filename = true" if filename_as else ""
         scan = (
             f"read_parquet({file_list}, hive_partitioning = true, "
-            "hive_types = {'source': VARCHAR}, union_by_name = true)"
+            f"hive_types = {{'source': VARCHAR}}, union_by_name = true{fname})"
         )
+        schema = TABLES.get(table)
         if schema is None:
-            return f"CREATE VIEW {ident} AS SELECT * FROM {scan}"
-        # Files written before a column was added lack it: union_by_name gives it as null when
-        # some file has it; when none does, the view supplies the null itself.
+            return f"SELECT * FROM {scan}"
         present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
         select = "source, " + ", ".join(
             (f"CAST({_quote_ident(c)} AS {t})" if c in present else f"NULL::{t}") + f" AS {_quote_ident(c)}"
             for c, t in schema.duckdb_columns()
         )
-        return f"CREATE VIEW {ident} AS SELECT {select} FROM {scan}"
+        if filename_as:
+            select += f", filename AS {_quote_ident(filename_as)}"
+        return f"SELECT {select} FROM {scan}"
 
     def sql(self, query: str) -> pl.DataFrame:
         """Run ``query`` against the store's views and return a polars DataFrame."""

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .._files import sha256_file
 from ..errors import ReleaseError
 from ..schemas import get_table
-from ..store import Store, _quote_ident, _quote_str
+from ..store import Store, _quote_ident
 from .definitions import ReleaseDefinition
 from .upstream import Upstream, resolve_upstream
 
@@ -213,28 +213,11 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _store_files(store: Store, table: str) -> list[tuple[str, str, Path]]:
-    """(source, key, file) of every committed file of ``table``, in the store's view order."""
-    entry = store.catalog()["tables"].get(table, {})
-    base = store.tables_dir / table
-    return [
-        (source, key, base / f)
-        for source in sorted(entry) for key in sorted(entry[source]) for f in entry[source][key]["files"]
-    ]
-
-
-def _scan_sql(table: str, files: list[Path], condition: str | None) -> str:
-    schema = get_table(table)
-    if "filename" in schema.column_names:  # DuckDB's filename column would shadow it
+def _scan_sql(con: duckdb.DuckDBPyConnection, store: Store, table: str, files: list[Path],
+              condition: str | None) -> str:
+    if "filename" in get_table(table).column_names:  # DuckDB's filename column would shadow it
         raise ReleaseError(f"table {table!r} has a column named 'filename', which releases cannot select yet")
-    cols = ", ".join(
-        f"CAST({_quote_ident(c)} AS {t}) AS {_quote_ident(c)}" for c, t in schema.duckdb_columns()
-    )
-    file_list = "[" + ", ".join(_quote_str(str(f)) for f in files) + "]"
-    scan = (
-        f"SELECT source, {cols}, filename AS {_FILE_COL} FROM read_parquet({file_list}, "
-        "hive_partitioning = true, hive_types = {'source': VARCHAR}, union_by_name = true, filename = true)"
-    )
+    scan = store.scan_sql(con, table, files, filename_as=_FILE_COL)
     where = f" WHERE {condition}" if condition else ""
     return f"SELECT * FROM ({scan}) AS {_quote_ident(table)}{where}"
 
@@ -250,10 +233,11 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, table: str, condition: str | 
 
 
 def _selected_sources(con, store: Store, table: str, condition: str | None) -> set[str]:
-    files = [f for _, _, f in _store_files(store, table)]
+    files = store.table_files(table)
     if not files:
         return set()
-    rel = _run(con, f"SELECT DISTINCT source FROM ({_scan_sql(table, files, condition)})", table, condition)
+    rel = _run(con, f"SELECT DISTINCT source FROM ({_scan_sql(con, store, table, files, condition)})", table,
+               condition)
     return {r[0] for r in rel.fetchall()}
 
 
@@ -284,12 +268,12 @@ def _write_table(
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    placed = _store_files(store, table)
+    placed = store.committed_files(table)
     key_of = {}
     for source, key, f in placed:
         key_of[str(f)] = (source, key)
         key_of[str(f.resolve())] = (source, key)
-    sql = _scan_sql(table, [f for _, _, f in placed], condition)
+    sql = _scan_sql(con, store, table, [f for _, _, f in placed], condition)
     reader = _arrow_reader(_run(con, sql, table, condition), _BATCH_ROWS)
     target = release_schema(table)
     info = ReleaseTable(name=table, file=rel_path, condition=condition)
