@@ -1,6 +1,7 @@
-"""Per-trace headline statistics of ``llm_requests``, computed in DuckDB.
+"""Per-trace headline statistics of ``llm_requests`` (the quickstart prints these).
 
-Definitions (the quickstart prints these):
+Definitions (from :func:`~wattlas.analysis.interarrival_stats` and
+:func:`~wattlas.analysis.token_stats`, the same code the report's overview uses):
 
 - ``span_s``: last arrival minus first arrival of the trace.
 - ``mean_rate_per_s``: ``(requests - 1) / span_s``, i.e. 1 / mean inter-arrival time.
@@ -17,26 +18,8 @@ if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
-SUMMARY_SQL = """
-WITH r AS (
-    SELECT source, trace, arrival_s, input_tokens, output_tokens,
-           arrival_s - lag(arrival_s) OVER (PARTITION BY source, trace ORDER BY arrival_s, request_id)
-               AS gap_s
-    FROM llm_requests {where}
-)
-SELECT source, trace,
-       count(*) AS requests,
-       max(arrival_s) - min(arrival_s) AS span_s,
-       (count(*) - 1) / nullif(max(arrival_s) - min(arrival_s), 0) AS mean_rate_per_s,
-       stddev_pop(gap_s) / nullif(avg(gap_s), 0) AS interarrival_cv,
-       quantile_cont(input_tokens, 0.5) AS input_tokens_p50,
-       quantile_cont(input_tokens, 0.99) AS input_tokens_p99,
-       quantile_cont(output_tokens, 0.5) AS output_tokens_p50,
-       quantile_cont(output_tokens, 0.99) AS output_tokens_p99
-FROM r
-GROUP BY source, trace
-ORDER BY source, trace
-"""
+COLUMNS = ("source", "trace", "requests", "span_s", "mean_rate_per_s", "interarrival_cv",
+           "input_tokens_p50", "input_tokens_p99", "output_tokens_p50", "output_tokens_p99")
 
 
 def trace_summary(con: duckdb.DuckDBPyConnection, source: str | None = None) -> pl.DataFrame:
@@ -47,6 +30,12 @@ def trace_summary(con: duckdb.DuckDBPyConnection, source: str | None = None) -> 
     >>> import wattlas                                             # doctest: +SKIP
     >>> trace_summary(wattlas.connect(), "azure-llm-2023")        # doctest: +SKIP
     """
-    where = "WHERE source = $source" if source else ""
-    params = {"source": source} if source else {}
-    return con.sql(SUMMARY_SQL.format(where=where), params=params).pl()
+    from ._data import Input
+    from .arrivals import interarrival_stats
+    from .requests import token_stats
+
+    by = ["source", "trace"]
+    inp = Input(con=con, table="llm_requests", source=source)
+    gaps = interarrival_stats(inp, by=by).rename({"gap_cv": "interarrival_cv"})
+    tokens = token_stats(inp, by=by, quantiles=(0.5, 0.99)).drop("requests")
+    return gaps.join(tokens, on=by, how="left").select(COLUMNS).sort(by)
