@@ -324,6 +324,7 @@ class Transaction:
         # (table, key) -> list of (temp parquet path, rows)
         self._parts: dict[tuple[str, str], list[tuple[Path, int]]] = {}
         self._dropped_keys: set[str] = set()
+        self._dropped_table_keys: set[tuple[str, str]] = set()
         self._n = 0
 
     def new_path(self, table: str) -> Path:
@@ -331,8 +332,14 @@ class Transaction:
         self._n += 1
         return self.tmp_dir / f"{table}-{self._n:06d}.parquet"
 
-    def put(self, table: str, key: str, data: pa.Table | pl.DataFrame | Path | str) -> int:
+    def put(
+        self, table: str, key: str, data: pa.Table | pl.DataFrame | Path | str, *, scope: str = "key"
+    ) -> int:
         """Add rows to ``table`` under input ``key``; returns the number of rows.
+
+        ``scope="key"`` (an ingest of raw files) replaces the key's committed rows in every
+        table at commit; ``scope="table"`` (a release load, which may carry only some tables)
+        replaces them in ``table`` alone and leaves the key's other tables as they are.
 
         ``data`` is an Arrow table, a polars DataFrame, or the path of a Parquet file. A file
         inside the store (a converter's temporary or staged output) is moved in on commit; any
@@ -357,7 +364,12 @@ class Transaction:
             pq.write_table(arrow, path, compression="zstd")
             rows = arrow.num_rows
         self._parts.setdefault((table, key), []).append((path, rows))
-        self._dropped_keys.add(key)
+        if scope == "key":
+            self._dropped_keys.add(key)
+        elif scope == "table":
+            self._dropped_table_keys.add((table, key))
+        else:
+            raise ValueError(f"scope must be 'key' or 'table', not {scope!r}")
         return rows
 
     def drop(self, key: str) -> None:
@@ -374,7 +386,8 @@ class Transaction:
         replaced: list[Path] = []
         for table, entry in tables.items():
             src = entry.get(self.source, {})
-            for key in self._dropped_keys & set(src):
+            dropped = self._dropped_keys | {k for t, k in self._dropped_table_keys if t == table}
+            for key in dropped & set(src):
                 replaced += [store.tables_dir / table / f for f in src.pop(key)["files"]]
             if not src:
                 entry.pop(self.source, None)
