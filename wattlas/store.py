@@ -8,13 +8,19 @@ Layout::
       cache/                             downloaded raw files (pooch)
       .staging/<source>/                 finished per-file work of an interrupted ingest
       .tmp/<transaction>/                files being written (never read by queries)
+      .pending/<transaction>.json        the files a commit in progress adds and retires
+      .snapshots/<reader>/               hard links that keep an open reader's files readable
       .lock                              held by the one process writing
 
 Every table's rows are grouped by (source, input key): the input key is the raw file a row
 came from (or a bench run id). Committing a transaction replaces all rows of the keys it
 touched and nothing else, so re-running an ingest never duplicates rows. The commit swaps
 ``catalog.json`` with one atomic rename: readers see the old tables or the new ones, never
-a mixture, and a crash before the rename leaves the store as it was.
+a mixture. A commit first records the files it will add and retire in ``.pending/``, so a
+crash at any instruction leaves files that the next opening of the store (a reader or a
+writer) deletes: exactly those the catalog does not list. Readers read a snapshot: hard links
+to the files of one catalog generation, so a commit that retires a file cannot pull it from
+under a query that is running.
 
 Examples
 --------
@@ -39,6 +45,7 @@ import shutil
 import socket
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,6 +63,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("wattlas.store")
 
 CATALOG_FORMAT = 1
+#: How often opening a snapshot starts again because a commit retired a file meanwhile.
+SNAPSHOT_TRIES = 50
 ENV_STORE = "WATTLAS_STORE"
 
 
@@ -186,13 +195,92 @@ class Store:
         """
         import duckdb
 
+        snap = self.snapshot()
         con = duckdb.connect()
+        # The snapshot's links live as long as the connection (and until exit at the latest).
+        weakref.finalize(con, snap.close)
         # Zoned timestamps read back in UTC on every host, not in the machine's local zone.
         con.execute("SET TimeZone = 'UTC'")
-        tables = self.catalog()["tables"]
-        for name in sorted(set(TABLES) | set(tables)):
-            con.execute(self._view_sql(con, name, self.table_files(name)))
+        for name in sorted(set(TABLES) | set(snap.catalog["tables"])):
+            con.execute(self._view_sql(con, name, snap.files(name)))
         return con
+
+    def snapshot(self) -> Snapshot:
+        """The committed files of the current catalog, readable until :meth:`Snapshot.close`.
+
+        Each file is hard-linked under ``.snapshots/``: a commit that replaces rows unlinks the
+        old files from ``tables/`` at once (so a plain glob never reads them twice), and the
+        links keep them readable for the queries that started before. Where links cannot be
+        made (a read-only store, a file system without them) files are read in place.
+        """
+        self.recover()
+        for _ in range(SNAPSHOT_TRIES):
+            cat = self.catalog()
+            rels = [f"{t}/{f}" for t, e in cat["tables"].items()
+                    for s in e.values() for v in s.values() for f in v["files"]]
+            snap_dir = self._new_snapshot_dir() if rels else None
+            if snap_dir is None:
+                return Snapshot(cat, self.tables_dir, None)
+            try:
+                for rel in rels:
+                    dest = snap_dir / rel
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.link(self.tables_dir / rel, dest)
+            except FileNotFoundError:
+                # A commit retired a file between our reading the catalog and linking it.
+                shutil.rmtree(snap_dir, ignore_errors=True)
+                continue
+            except OSError as e:
+                log.debug("cannot hard-link store files (%s); reading them in place", e)
+                shutil.rmtree(snap_dir, ignore_errors=True)
+                return Snapshot(cat, self.tables_dir, None)
+            return Snapshot(cat, snap_dir, snap_dir)
+        raise StoreError(
+            f"store {self.root} changed {SNAPSHOT_TRIES} times while it was being opened for reading; "
+            "try again when the running ingests have finished"
+        )
+
+    def _new_snapshot_dir(self) -> Path | None:
+        base = self.root / ".snapshots"
+        path = base / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        try:
+            path.mkdir(parents=True)
+        except OSError:
+            return None
+        return path
+
+    def recover(self) -> None:
+        """Finish what a crashed commit left, if no writer is busy: delete the files it recorded
+        in ``.pending/`` that the catalog does not list (its new files if it died before the
+        catalog swap, the files it retired if it died after)."""
+        pending = self.root / ".pending"
+        try:
+            if not any(pending.iterdir()):
+                return
+        except OSError:
+            return
+        with self._try_lock() as locked:
+            if locked:
+                self._recover_pending()
+
+    def _recover_pending(self) -> None:
+        """Under the lock: apply every journal in ``.pending/`` (see :meth:`recover`)."""
+        pending = self.root / ".pending"
+        journals = sorted(pending.glob("*.json")) if pending.exists() else []
+        if not journals:
+            return
+        listed = self._referenced()
+        for journal in journals:
+            try:
+                rels = json.loads(journal.read_text())["files"]
+            except (OSError, ValueError, KeyError):
+                rels = []  # torn before its fsync: it added nothing yet
+            for rel in rels:
+                path = self.tables_dir / rel
+                if path.resolve() not in listed:
+                    log.info("removing %s, left by an interrupted commit", path)
+                    path.unlink(missing_ok=True)
+            journal.unlink(missing_ok=True)
 
     def _view_sql(self, con: duckdb.DuckDBPyConnection, name: str, files: list[Path]) -> str:
         schema = TABLES.get(name)
@@ -278,6 +366,22 @@ class Store:
             lk.release()
 
     @contextlib.contextmanager
+    def _try_lock(self) -> Iterator[bool]:
+        """Hold the write lock if it is free now; yields whether it was taken (never waits)."""
+        import filelock
+
+        lk = filelock.FileLock(str(self.root / ".lock"))
+        try:
+            lk.acquire(timeout=0)
+        except (filelock.Timeout, OSError):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lk.release()
+
+    @contextlib.contextmanager
     def transaction(self, source: str) -> Iterator[Transaction]:
         """Write rows of ``source`` atomically.
 
@@ -294,18 +398,32 @@ class Store:
             except BaseException:
                 tx._abort()
                 raise
-            tx._commit()
+            try:
+                tx._commit()
+            except BaseException:
+                # Disk full, a signal: undo through the journal, whichever side of the swap we are.
+                self._recover_pending()
+                tx._abort()
+                raise
 
-    def _collect_garbage(self) -> None:
-        """Remove what crashed writers left: temp dirs and Parquet files no catalog lists."""
-        shutil.rmtree(self.root / ".tmp", ignore_errors=True)
-        if not self.tables_dir.exists():
-            return
-        referenced = {
+    def _referenced(self) -> set[Path]:
+        return {
             (self.tables_dir / t / f).resolve()
             for t, e in self.catalog()["tables"].items()
             for s in e.values() for v in s.values() for f in v["files"]
         }
+
+    def _collect_garbage(self) -> None:
+        """Remove what crashed writers and readers left: temp dirs, catalogs never swapped in,
+        journals, Parquet files no catalog lists, snapshots of processes that are gone."""
+        shutil.rmtree(self.root / ".tmp", ignore_errors=True)
+        for tmp in self.root.glob(".catalog-*.json"):
+            tmp.unlink(missing_ok=True)
+        self._recover_pending()
+        _remove_dead_snapshots(self.root / ".snapshots")
+        if not self.tables_dir.exists():
+            return
+        referenced = self._referenced()
         for path in self.tables_dir.glob("*/source=*/*.parquet"):
             if path.resolve() not in referenced:
                 log.info("removing orphaned file %s", path)
@@ -380,40 +498,110 @@ class Transaction:
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
     def _commit(self) -> None:
+        """Journal, place, swap, retire; a crash between any two steps is undone by
+        :meth:`Store.recover` (see the module docstring)."""
         store = self.store
         cat = store.catalog()
         tables = cat["tables"]
-        replaced: list[Path] = []
+        retired: list[str] = []
         for table, entry in tables.items():
             src = entry.get(self.source, {})
             dropped = self._dropped_keys | {k for t, k in self._dropped_table_keys if t == table}
             for key in dropped & set(src):
-                replaced += [store.tables_dir / table / f for f in src.pop(key)["files"]]
+                retired += [f"{table}/{f}" for f in src.pop(key)["files"]]
             if not src:
                 entry.pop(self.source, None)
+        placed: list[tuple[Path, str]] = []
         for (table, key), parts in sorted(self._parts.items()):
-            dest_dir = store.tables_dir / table / f"source={self.source}"
-            dest_dir.mkdir(parents=True, exist_ok=True)
             files = []
             for i, (path, _) in enumerate(parts):
-                name = f"{self.id}-{_safe_file_part(key)}-{i:04d}.parquet"
-                os.replace(path, dest_dir / name)
-                files.append(f"source={self.source}/{name}")
+                name = f"source={self.source}/{self.id}-{_safe_file_part(key)}-{i:04d}.parquet"
+                placed.append((path, f"{table}/{name}"))
+                files.append(name)
             slot = tables.setdefault(table, {}).setdefault(self.source, {})
             slot[key] = {"files": files, "rows": sum(r for _, r in parts)}
         for table in [t for t, e in tables.items() if not e]:
             tables.pop(table)
         cat["generation"] = cat.get("generation", 0) + 1
         cat["committed_at"] = _now_utc().isoformat(timespec="seconds")
+        journal = store.root / ".pending" / f"{self.id}.json"
+        journal.parent.mkdir(exist_ok=True)
+        _fsync_write(journal, json.dumps({"files": [r for _, r in placed] + retired}).encode())
+        for path, rel in placed:
+            _place(path, store.tables_dir / rel)
         tmp = store.root / f".catalog-{self.id}.json"
         _fsync_write(tmp, json.dumps(cat, indent=1, sort_keys=True).encode())
         os.replace(tmp, store.catalog_path)
-        for path in replaced:
-            path.unlink(missing_ok=True)
+        _fsync_dir(store.root)
+        for rel in retired:
+            (store.tables_dir / rel).unlink(missing_ok=True)
+        journal.unlink()
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
 
+@dataclass
+class Snapshot:
+    """The files of one catalog generation (see :meth:`Store.snapshot`)."""
+
+    catalog: dict[str, Any]
+    base: Path
+    owned: Path | None
+
+    def files(self, table: str) -> list[Path]:
+        """The Parquet files of ``table`` in this generation, in view order."""
+        entry = self.catalog["tables"].get(table, {})
+        return [self.base / table / f for s in sorted(entry) for k in sorted(entry[s]) for f in entry[s][k]["files"]]
+
+    def close(self) -> None:
+        if self.owned is not None:
+            shutil.rmtree(self.owned, ignore_errors=True)
+            self.owned = None
+
+
 # ------------------------------------------------------------------ helpers
+def _place(src: Path, dest: Path) -> None:
+    """Put a finished part at its committed path without consuming ``src``: a staged part stays
+    reusable until the commit is complete. A hard link costs nothing; copy where none can be made."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.unlink(missing_ok=True)  # a link left by an attempt that crashed before its swap
+    try:
+        os.link(src, dest)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_dead_snapshots(base: Path) -> None:
+    """Snapshots of processes on this host that no longer run (they died without closing)."""
+    if not base.exists():
+        return
+    host = socket.gethostname()
+    for d in base.iterdir():
+        h, _, rest = d.name.rpartition("-")[0].rpartition("-")
+        if h == host and rest.isdigit() and not _pid_alive(int(rest)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 

@@ -49,7 +49,9 @@ FormatOpt = Annotated[
 def open_store(path: Path | None) -> Store:
     from ..store import Store
 
-    return Store(path)
+    store = Store(path)
+    store.recover()  # a commit that crashed leaves files only the next opening may delete
+    return store
 
 
 def _jsonable(value: Any) -> Any:

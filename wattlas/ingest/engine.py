@@ -40,7 +40,11 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -66,6 +70,10 @@ BATCH_BYTES = 256 << 20
 BATCH_FILES = 2000
 
 EventCallback = Callable[[str, dict[str, Any]], None]
+#: prctl(2) option: the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+#: The run that owns a staging area (its PID and token), written when the run starts.
+OWNER_FILE = "owner.json"
 
 
 @dataclass
@@ -152,10 +160,30 @@ def download_inputs(source: Source, store: Store, progress: Any = None) -> list[
 
 
 # ------------------------------------------------------------------ tasks (run in any process)
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent_pid: int) -> None:
     # Each worker runs multi-threaded polars/DuckDB: cap their pools so N workers share the cores.
     os.environ.setdefault("POLARS_MAX_THREADS", str(threads))
     os.environ.setdefault("WATTLAS_THREADS", str(threads))
+    _die_with_parent(parent_pid)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker exit when the ingest that started it dies, even by SIGKILL: an orphan
+    would keep converting into the staging area that the next run uses."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the kernel kills us when the parent goes
+    if os.getppid() != parent_pid:  # it died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:  # other systems have no parent-death signal: poll
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="wattlas-parent-watch", daemon=True).start()
 
 
 def _call_convert(module: ModuleType, source_id: str, item: dict[str, Any], out: Path) -> dict[str, list[Path]]:
@@ -192,12 +220,19 @@ def _convert_items(
     return parts, item_rows
 
 
-def run_batch(source_id: str, items: list[dict[str, Any]], stage_dir: str, fingerprint: str) -> dict[str, Any]:
-    """Convert one batch of raw files into ``stage_dir``; a pure task, safe in another process."""
+def run_batch(
+    source_id: str, items: list[dict[str, Any]], stage_dir: str, fingerprint: str, run_token: str = ""
+) -> dict[str, Any]:
+    """Convert one batch of raw files into ``stage_dir``; a pure task, safe in another process.
+
+    The batch is written into a directory of its own and renamed to ``stage_dir`` when done,
+    with ``done.json`` (the parts and their SHA-256) inside: a staged batch is whole or absent.
+    A batch of a run that no longer owns the staging area (``run_token``) is thrown away.
+    """
     import pyarrow.parquet as pq
 
-    stage = Path(stage_dir)
-    shutil.rmtree(stage, ignore_errors=True)
+    final = Path(stage_dir)
+    stage = final.with_name(f"{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     stage.mkdir(parents=True)
     module = source_module(source_id)
     try:
@@ -212,6 +247,20 @@ def run_batch(source_id: str, items: list[dict[str, Any]], stage_dir: str, finge
             t: [merge_parts(ps, stage / f"merged-{t}.parquet")] if len(ps) > 1 else list(ps)
             for t, ps in parts.items()
         }
+        rel = {t: [str(Path(p).relative_to(stage)) for p in ps] for t, ps in parts.items()}
+        result = {
+            "fingerprint": fingerprint,
+            "items": [{**i, "sha256": s, "rows": r} for i, s, r in zip(items, shas, item_rows, strict=True)],
+            "parts": rel,
+            "checksums": {p: sha256_file(stage / p) for ps in rel.values() for p in ps},
+            "rows": {t: sum(pq.ParquetFile(p).metadata.num_rows for p in ps) for t, ps in parts.items()},
+            "stats": collect_stats(stage),
+        }
+        (stage / "done.json").write_text(json.dumps(result))
+        if run_token and _owner_token(final.parent) != run_token:
+            raise WattlasError(f"staging area {final.parent} was taken over by another run")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(stage, final)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
@@ -219,25 +268,35 @@ def run_batch(source_id: str, items: list[dict[str, Any]], stage_dir: str, finge
         for item in items:
             if item["extracted"]:
                 Path(item["path"]).unlink(missing_ok=True)
-    result = {
-        "fingerprint": fingerprint,
-        "items": [{**i, "sha256": s, "rows": r} for i, s, r in zip(items, shas, item_rows, strict=True)],
-        "parts": {t: [str(Path(p).relative_to(stage)) for p in ps] for t, ps in parts.items()},
-        "rows": {t: sum(pq.ParquetFile(p).metadata.num_rows for p in ps) for t, ps in parts.items()},
-        "stats": collect_stats(stage),
-    }
-    tmp = stage / "done.json.tmp"
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, stage / "done.json")
     return result
 
 
+def _owner_token(staging: Path) -> str | None:
+    try:
+        return json.loads((staging / OWNER_FILE).read_text()).get("token")
+    except (OSError, ValueError):
+        return None
+
+
 def _staged(stage: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The finished batch in ``stage`` if it is of these inputs and every part is intact."""
     try:
         done = json.loads((stage / "done.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return done if done.get("fingerprint") == fingerprint else None
+    if done.get("fingerprint") != fingerprint:
+        return None
+    checksums = done.get("checksums") or {}
+    for table_parts in done.get("parts", {}).values():
+        for part in table_parts:
+            try:
+                ok = sha256_file(stage / part) == checksums.get(part)
+            except OSError:
+                ok = False
+            if not ok:
+                log.warning("staged part %s is missing or changed; converting its batch again", stage / part)
+                return None
+    return done
 
 
 # ------------------------------------------------------------------ the ingest
@@ -308,15 +367,28 @@ class _Run:
         self.seen: dict[tuple[str, str], str] = {}
         self.extract_dir = staging / "_in"
         self._n_extracted = 0
+        self.token = uuid.uuid4().hex
 
     # ---------------------------------------------------------------- driver
     def execute(self, inputs: list[InputFile], workers: int | None) -> list[dict[str, Any]]:
-        shutil.rmtree(self.extract_dir, ignore_errors=True)
+        self._claim_staging()
         try:
             return self._execute(inputs, workers)
         finally:
             # Extracted members are transient; finished batches stay staged for a resume.
             shutil.rmtree(self.extract_dir, ignore_errors=True)
+
+    def _claim_staging(self) -> None:
+        """Make the staging area this run's: the caller holds the store lock, so the run that
+        wrote it before is dead; its half-written batches and extracted members go."""
+        self.staging.mkdir(parents=True, exist_ok=True)
+        owner = {"pid": os.getpid(), "token": self.token, "started": datetime.now(UTC).isoformat()}
+        tmp = self.staging / f".{OWNER_FILE}.tmp"
+        tmp.write_text(json.dumps(owner))
+        os.replace(tmp, self.staging / OWNER_FILE)
+        shutil.rmtree(self.extract_dir, ignore_errors=True)
+        for stale in self.staging.glob("*.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
 
     def _execute(self, inputs: list[InputFile], workers: int | None) -> list[dict[str, Any]]:
         plain = [i for i in inputs if archive_format(i.path) is None]
@@ -338,7 +410,9 @@ class _Run:
                 threads = max(1, (os.cpu_count() or 1) // workers)
                 # spawn, not fork: polars and DuckDB keep thread pools that a fork would copy mid-state.
                 self.pool = stack.enter_context(
-                    ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,))
+                    ProcessPoolExecutor(
+                        workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, os.getpid())
+                    )
                 )
                 stack.callback(self._cancel)
                 self.max_inflight = workers + 1
@@ -449,7 +523,7 @@ class _Run:
                     Path(item.path).unlink(missing_ok=True)
             self._finish(batch, stage, done, resumed=True)
             return
-        args = (self.source_id, [asdict(i) for i in batch], str(stage), fp)
+        args = (self.source_id, [asdict(i) for i in batch], str(stage), fp, self.token)
         if self.pool is None:
             self._finish(batch, stage, run_batch(*args), resumed=False)
             return
