@@ -153,10 +153,13 @@ def _front_matter_paths(card: str) -> list[str]:
 def verify_release(path: str | os.PathLike[str], *, croissant: bool = True) -> VerifyReport:
     """Verify the release in ``path``; raise :class:`ReleaseVerificationError` listing every problem.
 
-    Checks that every file of ``SHA256SUMS`` exists with its checksum, that ``croissant.json``
-    is valid JSON describing each data file with its true sha256 and size and each table's
-    columns, that every Parquet file carries its row provenance, and (``croissant=True``) that
-    the reference implementation ``mlcroissant`` validates ``croissant.json``.
+    Checks that every file of ``SHA256SUMS`` exists inside the directory with its checksum, that
+    every file ``croissant.json`` or the card references (whatever its encodingFormat) is one of
+    them (no URL, absolute path, ``..`` or link leading out), that ``croissant.json`` is valid
+    JSON describing each data file with its true sha256 and size and each table's columns, that
+    every Parquet file carries its row provenance, and (``croissant=True``) that the reference
+    implementation ``mlcroissant`` validates ``croissant.json``. The checks of wattlas's own do
+    not depend on ``mlcroissant``: ``croissant=False`` (as a load runs) makes them all.
     """
     root = Path(path).expanduser()
     if not root.is_dir():
