@@ -84,15 +84,28 @@ def ingest_cmd(
     ] = None,
     store: StoreOpt = None,
     workers: Annotated[int | None, typer.Option(help="Processes for multi-file sources (default: all cores).")] = None,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="With `ingest release`: also replace rows an ingest wrote (listed first)."),
+    ] = False,
 ) -> None:
     """Ingest a source into the store: download (or read --from) its raw files and write tables.
 
-    `wattlas ingest release --from DIR` loads a dataset release, its rows under their original sources.
+    `wattlas ingest release --from DIR` loads a dataset release, its rows under their original sources:
+    each table it carries replaces those keys' rows in that table only. It refuses to replace rows an
+    ingest wrote (naming keys and row counts) unless --replace is given.
     """
     if source_id == "release":
         from .release import ingest_release
 
-        return ingest_release(from_, store)
+        return ingest_release(from_, store, replace=replace)
+    if replace:
+        from ..errors import WattlasError
+
+        raise WattlasError(
+            "--replace applies only to `wattlas ingest release`; an ingest of raw files always replaces "
+            "the rows of the files it reads"
+        )
     report = run_ingest(source_id, from_, store, workers)
     for table, rows in sorted(report.rows.items()):
         err.print(f"{table}: {rows:,} rows written")

@@ -101,8 +101,8 @@ def verify_cmd(
     )
 
 
-def ingest_release(dirs: list[Path] | None, store: Path | None) -> None:
-    """`wattlas ingest release --from DIR`: load releases into the store under their sources."""
+def ingest_release(dirs: list[Path] | None, store: Path | None, *, replace: bool = False) -> None:
+    """`wattlas ingest release --from DIR [--replace]`: load releases into the store under their sources."""
     from ..datasets import load_release
     from ..errors import ReleaseError
 
@@ -110,7 +110,11 @@ def ingest_release(dirs: list[Path] | None, store: Path | None) -> None:
         raise ReleaseError("`wattlas ingest release` needs --from DIR (a release directory)")
     st = open_store(store)
     for d in dirs:
-        report = load_release(d, st)
+        report = load_release(d, st, replace=replace)
+        for r in report.replaced:
+            who = f"a load of release {r.written_by}" if r.written_by else "an ingest"
+            err.print(f"replaced {r.table} {r.source}/{r.key}: {r.store_rows:,} rows (written by {who}) "
+                      f"with {r.release_rows:,}", highlight=False)
         for table, rows in sorted(report.rows.items()):
             err.print(f"{table}: {rows:,} rows written", highlight=False)
         err.print(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .build import ReleaseReport, ReleaseTable, build_release
 from .definitions import ReleaseDefinition, SourceTerms, find_definition, load_definition
-from .load import LoadReport, load_release
+from .load import LoadReport, Replacement, load_release
 from .verify import VerifyReport, verify_release
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "ReleaseDefinition",
     "ReleaseReport",
     "ReleaseTable",
+    "Replacement",
     "SourceTerms",
     "VerifyReport",
     "build_release",

@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import ReleaseError, ReleaseVerificationError
 from .build import CARD_FILE, CROISSANT_FILE, FOOTER_FORMAT, FOOTER_KEY, SUMS_FILE, Segment, sha256_file
@@ -66,6 +67,54 @@ def read_sums(path: Path, problems: list[str]) -> dict[str, str]:
     return sums
 
 
+def _lexical_reason(ref: object) -> str | None:
+    if not isinstance(ref, str) or not ref.strip():
+        return f"{ref!r} is not a relative file path"
+    if urlsplit(ref).scheme:
+        return f"{ref} is a URL"
+    pure = PurePosixPath(ref)
+    if pure.is_absolute():
+        return f"{ref} is an absolute path"
+    if ".." in pure.parts:
+        return f"{ref} leaves the directory through '..'"
+    return None
+
+
+def outside_reason(root: Path, ref: object) -> str | None:
+    """Why ``ref``, a path a release's metadata gives, does not name a file inside ``root``; None if it does.
+
+    A release is its directory: every file it references must be one whose checksum
+    ``SHA256SUMS`` holds, so URLs, absolute paths, ``..`` and links leading out are refused
+    (whatever the entry's ``encodingFormat``), before anything opens them.
+    """
+    reason = _lexical_reason(ref)
+    if reason is not None:
+        return reason
+    target = (root / str(ref)).resolve()
+    if not target.is_relative_to(root.resolve()):
+        return f"{ref} is a symbolic link to {target}"
+    return None
+
+
+def listed_name(ref: str, sums: dict[str, str]) -> str | None:
+    """The ``SHA256SUMS`` entry naming the file ``ref`` (``./`` and ``//`` aside), or None."""
+    want = PurePosixPath(ref).as_posix()
+    return next((k for k in sums if PurePosixPath(k).as_posix() == want), None)
+
+
+def unlisted_reason(root: Path, ref: object, sums: dict[str, str]) -> str | None:
+    """Why ``ref`` is not a checksummed file of the release in ``root`` (see :func:`outside_reason`)."""
+    reason = outside_reason(root, ref)
+    if reason is not None:
+        return f"points outside the release: {reason}"
+    assert isinstance(ref, str)
+    if listed_name(ref, sums) is None:
+        return f"points to {ref}, which {SUMS_FILE} does not list, so no checksum covers it"
+    if not (root / ref).is_file():
+        return f"points to {ref}, which is missing"
+    return None
+
+
 def read_segments(path: Path) -> tuple[str, list[Segment], int]:
     """(table, segments, rows) recorded in a release Parquet file's footer.
 
@@ -104,10 +153,13 @@ def _front_matter_paths(card: str) -> list[str]:
 def verify_release(path: str | os.PathLike[str], *, croissant: bool = True) -> VerifyReport:
     """Verify the release in ``path``; raise :class:`ReleaseVerificationError` listing every problem.
 
-    Checks that every file of ``SHA256SUMS`` exists with its checksum, that ``croissant.json``
-    is valid JSON describing each data file with its true sha256 and size and each table's
-    columns, that every Parquet file carries its row provenance, and (``croissant=True``) that
-    the reference implementation ``mlcroissant`` validates ``croissant.json``.
+    Checks that every file of ``SHA256SUMS`` exists inside the directory with its checksum, that
+    every file ``croissant.json`` or the card references (whatever its encodingFormat) is one of
+    them (no URL, absolute path, ``..`` or link leading out), that ``croissant.json`` is valid
+    JSON describing each data file with its true sha256 and size and each table's columns, that
+    every Parquet file carries its row provenance, and (``croissant=True``) that the reference
+    implementation ``mlcroissant`` validates ``croissant.json``. The checks of wattlas's own do
+    not depend on ``mlcroissant``: ``croissant=False`` (as a load runs) makes them all.
     """
     root = Path(path).expanduser()
     if not root.is_dir():
@@ -118,6 +170,10 @@ def verify_release(path: str | os.PathLike[str], *, croissant: bool = True) -> V
     actual: dict[str, str] = {}
     for rel, expected in sorted(sums.items()):
         p = root / rel
+        reason = outside_reason(root, rel)
+        if reason is not None:  # a link out: the checksum would vouch for a file not in the release
+            problems.append(f"{rel}: listed in {SUMS_FILE} but outside the release ({reason})")
+            continue
         if not p.is_file():
             problems.append(f"{rel}: missing (listed in {SUMS_FILE})")
             continue
@@ -137,12 +193,13 @@ def verify_release(path: str | os.PathLike[str], *, croissant: bool = True) -> V
         if p.is_file() and not hidden and rel != SUMS_FILE and rel not in sums:
             report.warnings.append(f"{rel}: not covered by {SUMS_FILE} (not part of the release)")
 
-    doc = _check_croissant(root, actual, problems, report)
+    doc = _check_croissant(root, sums, actual, problems, report)
     if (root / CARD_FILE).is_file():
         card = (root / CARD_FILE).read_text(encoding="utf-8", errors="replace")
         for rel in _front_matter_paths(card):
-            if not (root / rel).is_file():
-                problems.append(f"{CARD_FILE}: front matter lists data file {rel}, which is missing")
+            reason = unlisted_reason(root, rel, sums)
+            if reason is not None:
+                problems.append(f"{CARD_FILE}: front matter data file {reason}")
     elif CARD_FILE not in sums:
         problems.append(f"{CARD_FILE}: missing (the dataset card)")
     if croissant and doc is not None:
@@ -153,7 +210,7 @@ def verify_release(path: str | os.PathLike[str], *, croissant: bool = True) -> V
 
 
 def _check_croissant(
-    root: Path, actual: dict[str, str], problems: list[str], report: VerifyReport
+    root: Path, sums: dict[str, str], actual: dict[str, str], problems: list[str], report: VerifyReport
 ) -> dict[str, Any] | None:
     import pyarrow.parquet as pq
 
@@ -175,33 +232,22 @@ def _check_croissant(
     conforms = doc.get("conformsTo")
     if CONFORMS_TO not in (conforms if isinstance(conforms, list) else [conforms]):
         problems.append(f"{CROISSANT_FILE}: conformsTo is {conforms!r}, expected {CONFORMS_TO!r}")
+    good = _check_distributions(root, doc, sums, actual, problems)
     try:
         tables = table_files(doc)
     except (ValueError, AttributeError, TypeError) as e:
         problems.append(f"{CROISSANT_FILE}: {e}")
         return doc
-    by_url = {
-        d.get("contentUrl"): d for d in doc.get("distribution") or [] if isinstance(d, dict)
-    }
-    for url, d in by_url.items():
-        if d.get("encodingFormat") != PARQUET or not isinstance(url, str):
-            continue
-        p = root / url
-        if PurePosixPath(url).is_absolute() or ".." in PurePosixPath(url).parts or not p.is_file():
-            problems.append(f"{CROISSANT_FILE}: distribution {d.get('@id')!r} points to {url}, which is missing")
-            continue
-        sha = actual.get(url) or sha256_file(p)
-        if d.get("sha256") != sha:
-            problems.append(f"{CROISSANT_FILE}: sha256 of {url} is {d.get('sha256')!r} but the file's is {sha}")
-        size = f"{p.stat().st_size} B"
-        if d.get("contentSize") != size:
-            problems.append(
-                f"{CROISSANT_FILE}: contentSize of {url} is {d.get('contentSize')!r} but the file has {size}"
-            )
     for rid, (url, columns) in tables.items():
         p = root / url
-        if not p.is_file():
+        if url not in good:
             continue  # reported above
+        if good[url] != PARQUET:
+            problems.append(
+                f"{CROISSANT_FILE}: recordSet {rid!r} reads {url}, whose encodingFormat is {good[url]!r}; "
+                f"wattlas releases are Parquet ({PARQUET})"
+            )
+            continue
         try:
             names = set(pq.read_schema(p).names)
         except (OSError, ValueError) as e:
@@ -219,6 +265,63 @@ def _check_croissant(
             problems.append(f"{url}: holds table {table!r} but croissant.json reads it as {rid!r}")
         report.tables[rid] = rows
     return doc
+
+
+def _check_distributions(
+    root: Path, doc: dict[str, Any], sums: dict[str, str], actual: dict[str, str], problems: list[str]
+) -> dict[str, Any]:
+    """Check every distribution, whatever its encodingFormat; ``{contentUrl: encodingFormat}`` of good ones.
+
+    Each must name a file of the release that SHA256SUMS covers, with its true sha256 and size:
+    mlcroissant and other readers open every distribution, not only the ones wattlas loads.
+    """
+    good: dict[str, Any] = {}
+    distribution = doc.get("distribution") or []
+    if not isinstance(distribution, list):
+        problems.append(f"{CROISSANT_FILE}: distribution is not a list of files")
+        return good
+    for d in distribution:
+        kind = d.get("@type") if isinstance(d, dict) else None
+        if kind == "cr:FileSet":
+            _check_file_set(root, d, sums, problems)
+            continue
+        if kind != "cr:FileObject":
+            problems.append(f"{CROISSANT_FILE}: distribution {_entry(d)} is not a cr:FileObject or cr:FileSet")
+            continue
+        url = d.get("contentUrl")
+        reason = unlisted_reason(root, url, sums)
+        if reason is not None:
+            problems.append(f"{CROISSANT_FILE}: distribution {_entry(d)} {reason}")
+            continue
+        p = root / url
+        sha = actual.get(listed_name(url, sums) or url) or sha256_file(p)
+        if d.get("sha256") != sha:
+            problems.append(f"{CROISSANT_FILE}: sha256 of {url} is {d.get('sha256')!r} but the file's is {sha}")
+        size = f"{p.stat().st_size} B"
+        if d.get("contentSize") != size:
+            problems.append(
+                f"{CROISSANT_FILE}: contentSize of {url} is {d.get('contentSize')!r} but the file has {size}"
+            )
+        good[url] = d.get("encodingFormat")
+    return good
+
+
+def _check_file_set(root: Path, d: dict[str, Any], sums: dict[str, str], problems: list[str]) -> None:
+    """A FileSet's patterns stay inside the release and every file they match is checksummed."""
+    includes = d.get("includes")
+    for pattern in includes if isinstance(includes, list) else [includes]:
+        reason = _lexical_reason(pattern)
+        if reason is not None:
+            problems.append(f"{CROISSANT_FILE}: distribution {_entry(d)} includes files outside the release: {reason}")
+            continue
+        for p in sorted(root.glob(pattern)):
+            reason = unlisted_reason(root, p.relative_to(root).as_posix(), sums)
+            if reason is not None:
+                problems.append(f"{CROISSANT_FILE}: distribution {_entry(d)} matches a file that {reason}")
+
+
+def _entry(d: object) -> str:
+    return repr(d.get("@id")) if isinstance(d, dict) else repr(d)[:80]
 
 
 def _validate_with_mlcroissant(path: Path, problems: list[str], report: VerifyReport) -> None:
