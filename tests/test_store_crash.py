@@ -252,3 +252,45 @@ def test_readers_never_fail_while_four_writers_commit(tmp_path: Path):
         assert w.wait() == 0, w.stderr.read()
     assert reads > 0
     assert _glob_rows(store, "gpu_samples") == 100
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 4 MiB tmpfs (root only; skipped elsewhere): a disk that really fills up."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_at_any_point_then_space_freed_reruns_clean(tmp_path: Path, small_disk: Path, monkeypatch):
+    monkeypatch.setattr(engine, "BATCH_FILES", 2)
+    old = _gpu_dir(tmp_path / "old", 40)
+    new = _gpu_dir(tmp_path / "new", 60)
+    ingest("supercloud", [new], tmp_path / "clean", workers=1)
+    new_rows = table_rows(Store(tmp_path / "clean"), "gpu_samples", ORDER)
+    filler = small_disk / "filler"
+    outcomes = set()
+    for free_kib in range(8, 400, 24):  # from nothing fits to everything fits
+        store = small_disk / "store"
+        ingest("supercloud", [old], store, workers=1)
+        free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+        filler.write_bytes(b"\0" * max(0, free - free_kib * 1024))
+        before = (store / "catalog.json").read_bytes()
+        try:
+            ingest("supercloud", [new], store, workers=1)
+            outcomes.add("ok")
+        except OSError as e:  # the disk, never blamed on the input
+            assert "No space left" in str(e) or e.errno == 28, repr(e)
+            outcomes.add("full")
+            assert (store / "catalog.json").read_bytes() == before, free_kib
+        filler.unlink()
+        rerun = ingest("supercloud", [new], store, workers=1)
+        assert rerun.rows["gpu_samples"] == 100, free_kib
+        assert table_rows(Store(store), "gpu_samples", ORDER) == new_rows, free_kib
+        assert _glob_rows(store, "gpu_samples") == 100, free_kib
+        subprocess.run(["rm", "-rf", str(store)], check=True)
+    assert outcomes == {"ok", "full"}
