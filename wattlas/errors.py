@@ -5,6 +5,27 @@ Every message names the thing that is wrong, what was expected, and the fix wher
 
 from __future__ import annotations
 
+import errno as _errno
+
+#: Input quoted into a message is cut to this many characters (a header line can be 100 MiB).
+QUOTE_LIMIT = 200
+
+
+def quote_input(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``value`` quoted for a message (as ``repr``), cut to ``limit`` characters with its length.
+
+    >>> quote_input("abc")
+    "'abc'"
+    >>> quote_input("a" * 1000, limit=4)
+    "'aaaa…' (1000 characters)"
+    """
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    # repr() of the cut part only: never build the repr of a 100 MiB string.
+    return f"{repr(text[:limit])[:-1]}…{repr(text[:limit])[-1]} ({len(text)} characters)"
+
+
 
 class WattlasError(Exception):
     """Base class: the CLI prints these as a one-paragraph message, no traceback."""
@@ -50,6 +71,30 @@ def _input_format_error(detail, file, line, column) -> InputFormatError:
 
 class StoreError(WattlasError):
     """The store is missing, damaged or used in a way it does not support."""
+
+
+#: errno values that say the output side (the store's disk) failed, not the input file.
+STORE_DISK_ERRNOS = frozenset(
+    {_errno.ENOSPC, _errno.EDQUOT, _errno.EROFS, _errno.EFBIG, _errno.EIO}
+)
+
+
+class StoreDiskError(StoreError):
+    """Writing into the store (or its staging area) failed: disk full, quota, read-only, I/O error."""
+
+
+def disk_errno(exc: BaseException) -> int | None:
+    """The errno of ``exc`` if it is one of :data:`STORE_DISK_ERRNOS`, else None.
+
+    Polars reports OS errors inside its own exceptions as text ending in ``(os error 28)``.
+    """
+    import re
+
+    code = getattr(exc, "errno", None)
+    if code is None:
+        m = re.search(r"\(os error (\d+)\)", str(exc))
+        code = int(m.group(1)) if m else None
+    return code if code in STORE_DISK_ERRNOS else None
 
 
 class StoreLockedError(StoreError):

@@ -75,15 +75,22 @@ def print_frame(df: pl.DataFrame, fmt: OutputFormat, *, title: str | None = None
         table = Table(title=title, show_lines=False)
         for name, dtype in df.schema.items():
             numeric = dtype.is_numeric()
-            table.add_column(name, justify="right" if numeric else "left")
+            table.add_column(_cell(name), justify="right" if numeric else "left")
         for row in df.iter_rows():
             table.add_row(*[_cell(v) for v in row])
         out.print(table)
 
 
+#: Control characters (C0, DEL, C1) shown as escapes: raw, they would drive the terminal.
+_CONTROL = {c: repr(chr(c))[1:-1] for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
 def _cell(value: Any) -> str:
+    """One table cell as rich markup: data is escaped, never read as markup or terminal codes."""
+    from rich.markup import escape
+
     if value is None:
         return "[dim]null[/dim]"
     if isinstance(value, float):
         return f"{value:.6g}"
-    return str(value)
+    return escape(str(value).translate(_CONTROL))

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import InputFormatError, WattlasError
+from ..errors import InputFormatError, WattlasError, quote_input
 
 #: Suffixes recognised as archives, longest first.
 ARCHIVE_SUFFIXES = (
@@ -79,15 +79,15 @@ def check_member_name(name: str, display: str) -> str:
     raw = name
     name = name.replace("\\", "/")
     if not name or "\0" in name:
-        raise InputFormatError(f"member {raw!r} has an empty or NUL-containing name", file=display)
+        raise InputFormatError(f"member {quote_input(raw)} has an empty or NUL-containing name", file=display)
     if name.startswith("/") or _DRIVE.match(name):
         raise InputFormatError(
-            f"member {raw!r} has an absolute path; refusing to read an archive that could write "
+            f"member {quote_input(raw)} has an absolute path; refusing to read an archive that could write "
             "outside its folder (path traversal)", file=display,
         )
     if ".." in name.split("/"):
         raise InputFormatError(
-            f"member {raw!r} has a '..' path component; refusing to read an archive that could "
+            f"member {quote_input(raw)} has a '..' path component; refusing to read an archive that could "
             "write outside its folder (path traversal)", file=display,
         )
     clean = posixpath.normpath(name)
@@ -100,7 +100,7 @@ def check_link(name: str, target: str, display: str, *, hard: bool = False) -> N
     tgt = target.replace("\\", "/")
     if not tgt or tgt.startswith("/") or _DRIVE.match(tgt):
         raise InputFormatError(
-            f"member {name!r} is a {kind} to {target!r}, outside the archive; refusing it "
+            f"member {quote_input(name)} is a {kind} to {quote_input(target)}, outside the archive; refusing it "
             "(path traversal)", file=display,
         )
     # Hard link targets are archive-root relative; symlink targets relative to the link's folder.
@@ -108,7 +108,7 @@ def check_link(name: str, target: str, display: str, *, hard: bool = False) -> N
     resolved = posixpath.normpath(posixpath.join(base, tgt))
     if resolved == ".." or resolved.startswith("../"):
         raise InputFormatError(
-            f"member {name!r} is a {kind} to {target!r}, which points outside the archive; "
+            f"member {quote_input(name)} is a {kind} to {quote_input(target)}, which points outside the archive; "
             "refusing it (path traversal)", file=display,
         )
 
@@ -181,7 +181,7 @@ def _iter_tar(path: Path, display: str) -> Iterator[Member]:
                         continue
                     if not info.isreg():
                         raise InputFormatError(
-                            f"member {info.name!r} is a device, FIFO or other special file; "
+                            f"member {quote_input(info.name)} is a device, FIFO or other special file; "
                             "refusing it", file=display,
                         )
                     stream = tar.extractfile(info)
@@ -219,7 +219,7 @@ def _iter_zip(path: Path, display: str) -> Iterator[Member]:
                 continue
             if mode and not (stat.S_ISREG(mode) or stat.S_IFMT(mode) == 0):
                 raise InputFormatError(
-                    f"member {info.filename!r} is a device, FIFO or other special file; refusing it",
+                    f"member {quote_input(info.filename)} is a device, FIFO or other special file; refusing it",
                     file=display,
                 )
             checked.append((name, info))
@@ -230,7 +230,7 @@ def _iter_zip(path: Path, display: str) -> Iterator[Member]:
                                  _ZIP_ERRORS)
             except (zipfile.BadZipFile, EOFError, zlib.error) as e:
                 raise InputFormatError(
-                    f"member {info.filename!r} is corrupt or truncated ({e}); download the archive again",
+                    f"member {quote_input(info.filename)} is corrupt or truncated ({e}); download the archive again",
                     file=display,
                 ) from e
 
@@ -280,7 +280,7 @@ def _iter_rar(path: Path, display: str) -> Iterator[Member]:
                     continue
                 if not entry.isreg:
                     raise InputFormatError(
-                        f"member {entry.pathname!r} is a device, FIFO or other special file; "
+                        f"member {quote_input(entry.pathname)} is a device, FIFO or other special file; "
                         "refusing it", file=display,
                     )
                 yield Member(name, entry.size, io.BufferedReader(_BlockStream(entry.get_blocks()), _CHUNK),
@@ -312,7 +312,7 @@ def copy_member(member: Member, dest: Path, on_bytes: Callable[[int], None] | No
                     block = member.stream.read(_CHUNK)
                 except member.errors as e:
                     raise InputFormatError(
-                        f"member {member.name!r} is truncated or corrupt ({type(e).__name__}: {e}); "
+                        f"member {quote_input(member.name)} is truncated or corrupt ({type(e).__name__}: {e}); "
                         "download the archive again", file=member.archive or None,
                     ) from e
                 if not block:

@@ -9,16 +9,20 @@ exact line and column of the first bad value.
 
 from __future__ import annotations
 
+import csv
 import gzip
+import os
 import shutil
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import polars as pl
 
-from ..errors import InputFormatError
-from .parts import select_table
+from ..errors import InputFormatError, StoreDiskError, disk_errno, quote_input
+from .parts import first_out_of_bounds, select_table
 
 
 @dataclass(frozen=True)
@@ -99,14 +103,22 @@ def read_header(
     """
     with open(path, "rb") as fh:
         first = fh.readline()
-        second = fh.readline(1 << 16)
+        has_rows = allow_empty or _any_data_line(fh)
     if not first:
         raise InputFormatError("the file is empty (expected a CSV header line)", file=display)
-    if not allow_empty and not second.strip():
+    if not has_rows:
         raise InputFormatError("the file has a header but no data rows", file=display)
     text = first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
     fields = (h.strip() for h in text.split(",")) if strip_spaces else text.split(",")
     return tuple(h.strip('"') for h in fields)
+
+
+def _any_data_line(fh) -> bool:
+    """Whether the rest of ``fh`` has a non-blank byte (blank lines before the data are allowed)."""
+    while chunk := fh.read(1 << 20):
+        if chunk.strip():
+            return True
+    return False
 
 
 def match_layout(header: tuple[str, ...], layouts: list[CsvLayout], display: str) -> CsvLayout:
@@ -115,7 +127,7 @@ def match_layout(header: tuple[str, ...], layouts: list[CsvLayout], display: str
             return layout
     expected = "\n".join("  " + ",".join(lay.header) for lay in layouts)
     raise InputFormatError(
-        f"unexpected header {','.join(header)!r}; expected one of:\n{expected}",
+        f"unexpected header {quote_input(','.join(header))}; expected one of:\n{expected}",
         file=display,
         line=1,
     )
@@ -148,14 +160,17 @@ def convert_csv(
     extra: Mapping[str, pl.Expr] | None = None,
     select: list[str] | str,
     row_index: str | None = "request_id",
+    table: str | None = None,
 ) -> tuple[CsvLayout, int]:
     """Stream ``path`` through the matching layout into ``out_path``; return (layout, rows).
 
     ``extra`` adds constant or derived columns (e.g. the trace name); ``select`` is the output
     column order, or a table name: then the table's declared columns in order and types, those
     the layout does not produce as typed nulls (:func:`wattlas.ingest.parts.select_table`).
-    ``row_index`` names a 0-based Int64 row number column (None: none).
-    Raises :class:`InputFormatError` naming file, line and column.
+    ``row_index`` names a 0-based Int64 row number column (None: none). ``table`` (default:
+    ``select`` when it is a table name) declares the bounds the written values must keep.
+    Raises :class:`InputFormatError` naming file, line and column, or :class:`StoreDiskError`
+    when writing ``out_path`` fails (disk full, ...).
     """
     layout = match_layout(read_header(path, display), layouts, display)
     schema = {c: layout.raw_types[c].read_as for c in layout.header}
@@ -182,15 +197,140 @@ def convert_csv(
         )
     except (pl.exceptions.PolarsError, OSError) as e:
         out_path.unlink(missing_ok=True)
-        raise diagnose(path, layout, display) or InputFormatError(
-            f"could not be read as {layout.name} CSV: {_first_line(str(e))}", file=display
+        raise write_failure(e, out_path, display) or diagnose(path, layout, display) or InputFormatError(
+            f"could not be read as {layout.name} CSV: {quote_input(_first_line(str(e)))}", file=display
         ) from e
     _check_empty_cells(path, layout, out_path, display)
+    table = table or (select if isinstance(select, str) else None)
+    if table:
+        _check_bounds(path, layout, out_path, table, display)
     return layout, pl.scan_parquet(out_path).select(pl.len()).collect().item()
+
+
+def write_failure(exc: BaseException, out_path: Path, display: str) -> StoreDiskError | None:
+    """A :class:`StoreDiskError` if ``exc`` is the output's disk failing (full, quota, read-only,
+    I/O error), not a problem of the input ``display``; else None."""
+    code = disk_errno(exc)
+    if code is None:
+        return None
+    return StoreDiskError(
+        f"writing the rows converted from {display} to {out_path.parent} failed: {os.strerror(code)} "
+        f"(errno {code}). The input file is not at fault: free space on that disk (or fix its quota "
+        "or permissions) and run the ingest again; files already converted are reused."
+    )
+
+
+def _check_bounds(path: Path, layout: CsvLayout, out_path: Path, table: str, display: str) -> None:
+    """Refuse values outside ``table``'s declared bounds, naming line and raw column.
+
+    ``out_path`` has one row per CSV record, in order, so its row number is the record number.
+    """
+    v = first_out_of_bounds(out_path, table)
+    if v is None:
+        return
+    out_path.unlink(missing_ok=True)
+    line, fields = record_at(path, v.row) or (None, [])
+    raw = layout.columns.get(v.column)
+    if raw is not None and layout.header.index(raw) < len(fields):
+        # The value as written: "-5", "inf", "NaN" (the stored one may be converted, e.g. ms to s).
+        cell = fields[layout.header.index(raw)]
+        shown = cell if len(cell) <= 40 and cell.isprintable() else quote_input(cell)
+        raise InputFormatError(f"{shown} {v.problem}", file=display, line=line, column=raw)
+    raise InputFormatError(f"{v.column} = {v.value} {v.problem}", file=display, line=line)
+
+
+def check_bounds_by_row(path: Path, part: Path, table: str, display: str, row_column: str = "row") -> None:
+    """Refuse values of ``part`` outside ``table``'s bounds, naming the line through ``row_column``
+    (the 0-based CSV record each output row came from)."""
+    v = first_out_of_bounds(part, table)
+    if v is None:
+        return
+    record = pl.scan_parquet(part).select(pl.col(row_column).gather(v.row)).collect().item()
+    part.unlink(missing_ok=True)
+    raise InputFormatError(
+        f"{v.value} {v.problem}", file=display, line=record_line(path, int(record)), column=v.column
+    )
+
+
+def check_bounds_by_file(part: Path, table: str, files: list[Mapping], keys: tuple[str, ...]) -> None:
+    """Refuse values of ``part`` outside ``table``'s bounds when its rows come from several CSV
+    files, one after another in file order: ``files`` hold ``_path``, ``_display`` and the
+    ``keys`` columns that tell a row's file. Names file, line and column."""
+    v = first_out_of_bounds(part, table)
+    if v is None:
+        return
+    lf = pl.scan_parquet(part).select(*keys).with_row_index("_r")
+    key = lf.filter(pl.col("_r") == v.row).drop("_r").collect().row(0, named=True)
+    same = pl.all_horizontal([pl.col(k) == key[k] for k in keys])
+    record = lf.filter(same & (pl.col("_r") < v.row)).select(pl.len()).collect().item()
+    part.unlink(missing_ok=True)
+    f = next((f for f in files if all(f[k] == key[k] for k in keys)), None)
+    if f is None:  # pragma: no cover - every row comes from one of the files
+        raise InputFormatError(f"{v.describe()} ({key})", file=files[0]["_display"], column=v.column)
+    raise InputFormatError(
+        v.describe(), file=f["_display"], line=record_line(Path(f["_path"]), int(record)), column=v.column
+    )
 
 
 def _first_line(msg: str) -> str:
     return msg.strip().splitlines()[0] if msg.strip() else msg
+
+
+# ------------------------------------------------------------------ locating a problem by line
+# Lines are physical lines as an editor numbers them (the header is line 1): a quoted field
+# with a newline spans two lines, and blank lines count.
+
+
+def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(first physical line, fields) of each record after the header; a blank line is ``[]``.
+
+    Per-record Python, so used only to locate a problem already found (the error path).
+    """
+    limit = csv.field_size_limit()
+    csv.field_size_limit(sys.maxsize)  # a field may be as long as the file
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+            reader = csv.reader(fh)
+            next(reader, None)
+            prev = reader.line_num
+            for fields in reader:
+                yield prev + 1, fields
+                prev = reader.line_num
+    except csv.Error:
+        return
+    finally:
+        csv.field_size_limit(limit)
+
+
+def record_at(path: Path, record: int) -> tuple[int, list[str]] | None:
+    """(physical line, fields) of 0-based data record ``record`` as polars counts records (a
+    blank line is a record; a quoted newline is not a new one), or None past the end."""
+    return next(islice(_records(path), record, None), None)
+
+
+def record_line(path: Path, record: int) -> int | None:
+    """The physical line where 0-based data record ``record`` starts (see :func:`record_at`)."""
+    hit = record_at(path, record)
+    return hit[0] if hit else None
+
+
+def line_at_byte(path: Path, offset: int) -> int:
+    """The physical line holding byte ``offset`` of ``path``: newlines before it, plus one."""
+    lines, left = 1, offset
+    with open(path, "rb") as fh:
+        while left > 0 and (chunk := fh.read(min(left, 1 << 20))):
+            lines += chunk.count(b"\n")
+            left -= len(chunk)
+    return lines
+
+
+def first_wide_record(path: Path, fields: int) -> tuple[int, int, str] | None:
+    """(physical line, field count, the fields joined) of the first record with more than
+    ``fields`` fields, counting a trailing empty one (``a,b,``) as polars does."""
+    for line, rec in _records(path):
+        if len(rec) > fields:
+            return line, len(rec), ",".join(rec)
+    return None
 
 
 def first_reject(
@@ -200,7 +340,8 @@ def first_reject(
 
     Returns (physical line, column or None, error type with underscores, the raw line). Every
     column is parsed (``count(COLUMNS(*))``), ragged rows included; one pass, fast even on files
-    with thousands of columns.
+    with thousands of columns. DuckDB's own line number counts records, so the physical line is
+    taken from the byte offset of the line it reports.
     """
     import duckdb
 
@@ -214,7 +355,8 @@ def first_reject(
             [str(path)],
         ).fetchall()
         rej = con.execute(
-            "SELECT line, column_name, error_type, csv_line FROM reject_errors ORDER BY line LIMIT 1"
+            "SELECT line, line_byte_position, column_name, error_type, csv_line FROM reject_errors "
+            "ORDER BY line LIMIT 1"
         ).fetchone()
     except duckdb.Error:
         return None
@@ -222,9 +364,10 @@ def first_reject(
         con.close()
     if rej is None:
         return None
-    line, column, error_type, csv_line = rej
+    line, offset, column, error_type, csv_line = rej
+    physical = line_at_byte(path, int(offset)) if offset is not None else int(line)
     # DuckDB spells the types with spaces in recent versions ("TOO MANY COLUMNS").
-    return int(line), column, str(error_type).upper().replace(" ", "_"), str(csv_line).strip()
+    return physical, column, str(error_type).upper().replace(" ", "_"), str(csv_line).strip()
 
 
 def _sql_str(value: str) -> str:
@@ -240,7 +383,7 @@ def diagnose(path: Path, layout: CsvLayout, display: str) -> InputFormatError | 
             "TOO_MANY_COLUMNS": f"has more than {len(layout.header)} fields",
             "MISSING_COLUMNS": f"has fewer than {len(layout.header)} fields",
         }.get(kind, "is malformed (" + kind.lower().replace("_", " ") + ")")
-        return InputFormatError(f"the row {what}: {csv_line!r}", file=display, line=line)
+        return InputFormatError(f"the row {what}: {quote_input(csv_line)}", file=display, line=line)
     strings = pl.scan_csv(
         path, schema={c: pl.String for c in layout.header}, has_header=True
     ).with_row_index("row")
@@ -252,15 +395,27 @@ def diagnose(path: Path, layout: CsvLayout, display: str) -> InputFormatError | 
             raw.parse(pl.col(col), False) if raw.parse
             else pl.col(col).cast(raw.read_as, strict=False)
         )
-        bad = (
-            strings.filter(pl.col(col).is_not_null() & parsed.is_null())
-            .select("row", col).head(1).collect()
-        )
+        try:
+            bad = (
+                strings.filter(pl.col(col).is_not_null() & parsed.is_null())
+                .select("row", col).head(1).collect()
+            )
+        except pl.exceptions.PolarsError:
+            break  # the text scan fails too: a ragged row (below)
         if bad.height:
             row, value = bad.row(0)
             return InputFormatError(
-                f"{value!r} is not {raw.describe}", file=display, line=int(row) + 2, column=col
+                f"{quote_input(value)} is not {raw.describe}", file=display, line=record_line(path, int(row)),
+                column=col,
             )
+    # DuckDB accepts a trailing empty field (`a,b,c,`) that polars refuses: find it here.
+    wide = first_wide_record(path, len(layout.header))
+    if wide is not None:
+        line, count, text = wide
+        return InputFormatError(
+            f"the row has more than {len(layout.header)} fields ({count}, counting a trailing empty one): "
+            f"{quote_input(text)}", file=display, line=line,
+        )
     return None
 
 
@@ -293,5 +448,5 @@ def _check_empty_cells(path: Path, layout: CsvLayout, out_path: Path, display: s
             out_path.unlink(missing_ok=True)
             raise InputFormatError(
                 f"empty value (expected {layout.raw_types[raw].describe})",
-                file=display, line=int(row) + 2, column=raw,
+                file=display, line=record_line(path, int(row)), column=raw,
             )

@@ -19,7 +19,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 STATS_FILE = "stats.json"
 ROW_GROUP = 1 << 20
@@ -117,9 +119,14 @@ def select_table(lf, table: str, **values):
     return lf.select(exprs)
 
 
-def sink_table(lf, table: str, out: Path, **values) -> Path:
-    """Write ``lf`` as a part of ``table`` (see :func:`select_table`) to ``out``; return ``out``."""
+def sink_table(lf, table: str, out: Path, *, display: str | None = None, **values) -> Path:
+    """Write ``lf`` as a part of ``table`` (see :func:`select_table`) to ``out``; return ``out``.
+
+    Values outside the table's declared bounds are refused (:func:`check_bounds`), naming
+    ``display`` (the raw file) or else ``out``.
+    """
     select_table(lf, table, **values).sink_parquet(out, compression="zstd", statistics=True)
+    check_bounds(out, table, display or out.name)
     return out
 
 
@@ -142,3 +149,89 @@ def cast_table(lf, table: str):
     return lf.with_columns(
         pl.col(c.name).cast(polars_type(c.type)) for c in get_table(table).columns if c.name in have
     )
+
+
+@dataclass(frozen=True)
+class BoundViolation:
+    """The first value of a Parquet part outside its column's declared bounds."""
+
+    row: int  # 0-based row of the part
+    column: str
+    value: object
+    problem: str  # e.g. "is below the minimum 0"
+
+    def describe(self) -> str:
+        return f"{self.value} {self.problem}"
+
+
+def _bound(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def bound_checks(table: str, have: set[str] | frozenset[str]) -> dict[str, list[tuple[Any, str]]]:
+    """Per column of ``table`` in ``have``: (polars expression true where the value breaks a bound,
+    the problem in words). A null is never a violation: the expressions are null there."""
+    import polars as pl
+
+    from ..schemas import get_table
+
+    out: dict[str, list[tuple[Any, str]]] = {}
+    for c in get_table(table).columns:
+        if c.name not in have or not c.bounded:
+            continue
+        col, checks = pl.col(c.name), []
+        if c.must_be_finite:
+            checks.append((~col.is_finite(), "is not a finite number"))
+        if c.min is not None:
+            checks.append((col < c.min, f"is below the minimum {_bound(c.min)}"))
+        if c.max is not None:
+            checks.append((col > c.max, f"is above the maximum {_bound(c.max)}"))
+        out[c.name] = checks
+    return out
+
+
+def first_out_of_bounds(part: Path, table: str) -> BoundViolation | None:
+    """The first value of ``part`` (a Parquet file of ``table``'s columns, or some of them) that
+    breaks its column's declared bounds, or None.
+
+    One vectorized pass over the bounded columns: Parquet columns decode far faster than the
+    CSV they came from, so this adds little to an ingest. Only on a hit is the row looked up.
+    """
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    checks = bound_checks(table, set(pq.read_schema(part).names))
+    if not checks:
+        return None
+    lf = pl.scan_parquet(part)
+    flat = [(name, expr, problem) for name, cs in checks.items() for expr, problem in cs]
+    hits = lf.select([expr.any().alias(str(i)) for i, (_, expr, _) in enumerate(flat)]).collect().row(0)
+    bad = [f for f, hit in zip(flat, hits, strict=True) if hit]
+    if not bad:
+        return None
+    found = (
+        lf.with_row_index("_row")
+        .filter(pl.any_horizontal([expr for _, expr, _ in bad]))
+        .select("_row", *dict.fromkeys(name for name, _, _ in bad))
+        .head(1).collect().row(0, named=True)
+    )
+    for name, expr, problem in bad:  # the first broken bound of that row, in column order
+        if pl.DataFrame({name: [found[name]]}).select(expr).item():
+            return BoundViolation(int(found["_row"]), name, found[name], problem)
+    raise AssertionError("a row flagged out of bounds breaks no bound")  # pragma: no cover
+
+
+def check_bounds(part: Path, table: str, display: str) -> None:
+    """Raise :class:`InputFormatError` (file and column) if ``part`` holds an out-of-bounds value.
+
+    For parts whose rows map to raw lines (one row per CSV record) use
+    :func:`wattlas.ingest.csvread.convert_csv`, which also names the line.
+    """
+    from ..errors import InputFormatError
+
+    v = first_out_of_bounds(part, table)
+    if v is not None:
+        part.unlink(missing_ok=True)
+        raise InputFormatError(
+            f"{v.describe()} (row {v.row + 1} of the converted {table} rows)", file=display, column=v.column
+        )

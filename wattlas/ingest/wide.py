@@ -27,7 +27,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ..errors import InputFormatError
+from ..errors import InputFormatError, quote_input
 from .csvread import first_reject, read_header
 
 
@@ -109,12 +109,12 @@ def locate_bad_cell(
         return InputFormatError(f"the row has {more} fields than the header's {len(header)}",
                                 file=display, line=int(line))
     if error_type != "CAST" or column not in ddb:
-        return InputFormatError(f"the row cannot be read ({error_type.lower()}): {csv_line[:200]!r}",
+        return InputFormatError(f"the row cannot be read ({error_type.lower()}): {quote_input(csv_line)}",
                                 file=display, line=int(line))
     fields = csv_line.split(",")
-    value = fields[header.index(column)] if len(fields) == len(header) else csv_line[:200]
+    value = fields[header.index(column)] if len(fields) == len(header) else csv_line
     what = (describe or {}).get(column) or _describe(types[column])
-    return InputFormatError(f"{value!r} is not {what}", file=display, line=int(line), column=column)
+    return InputFormatError(f"{quote_input(value)} is not {what}", file=display, line=int(line), column=column)
 
 
 _DUCK = {pl.Int64: "BIGINT", pl.Int32: "INTEGER", pl.Float64: "DOUBLE", pl.Float32: "FLOAT", pl.String: "VARCHAR"}

@@ -49,6 +49,11 @@ class Column:
 
     ``unit`` is the physical unit (``s``, ``J``, ``W``, ``tokens``...) or ``None`` for
     identifiers and labels; ``required`` columns may never be null.
+
+    Bounds, enforced when raw files are ingested: ``min`` and ``max`` (inclusive, in the column's
+    unit) for numeric columns; ``finite`` refuses ``inf``, ``-inf`` and ``NaN`` and is the
+    default for float columns (declare ``finite=False`` where the source really writes them).
+    A null is never out of bounds (``required`` says whether it may occur).
     """
 
     name: str
@@ -56,10 +61,27 @@ class Column:
     description: str
     unit: str | None = None
     required: bool = False
+    min: float | None = None
+    max: float | None = None
+    finite: bool | None = None
 
     def __post_init__(self) -> None:
         if self.type not in TYPE_NAMES:
             raise ValueError(f"column {self.name!r}: unknown type {self.type!r}")
+        numeric = self.type.startswith(("int", "float"))
+        if (self.min is not None or self.max is not None or self.finite) and not numeric:
+            raise ValueError(f"column {self.name!r}: bounds are for numeric columns, not {self.type}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"column {self.name!r}: min {self.min} is above max {self.max}")
+
+    @property
+    def must_be_finite(self) -> bool:
+        """Whether ``inf``/``NaN`` are refused: declared, else true for float columns."""
+        return self.type.startswith("float") if self.finite is None else self.finite
+
+    @property
+    def bounded(self) -> bool:
+        return self.min is not None or self.max is not None or self.must_be_finite
 
 
 @dataclass(frozen=True)

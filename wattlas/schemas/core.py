@@ -32,14 +32,14 @@ INGEST_MANIFEST = TableSchema(
         ),
         Column("archive_sha256", "string", "SHA-256 of that archive (hex); null for plain files"),
         Column("size_bytes", "int64", "Size of the raw file (uncompressed size for archive members)", unit="bytes",
-               required=True),
+               required=True, min=0),
         Column("sha256", "string", "SHA-256 of the raw file (hex; of the member's bytes for archive members)"),
         Column(
             "tables", "string",
             "Tables filled from this file and rows written to each, as JSON (names starting with `_` are "
             "intermediate tables a source combines per key, e.g. Supercloud's job labels)",
         ),
-        Column("rows", "int64", "Rows written from this file, all tables together", unit="rows", required=True),
+        Column("rows", "int64", "Rows written from this file, all tables together", unit="rows", required=True, min=0),
         Column("ingested_at", "timestamp[us, UTC]", "When the rows were committed", required=True),
         Column("wattlas_version", "string", "wattlas version that wrote the rows", required=True),
     ),

@@ -11,7 +11,7 @@ LLM_REQUESTS = TableSchema(
             "Trace within the source, from the file name: `code`, `conv`, `multimodal`, `BurstGPT_1`, ...",
             required=True,
         ),
-        Column("request_id", "int64", "0-based row order within its raw file", required=True),
+        Column("request_id", "int64", "0-based row order within its raw file", required=True, min=0),
         Column(
             "arrival_s",
             "float64",
@@ -38,16 +38,17 @@ LLM_REQUESTS = TableSchema(
         Column("session_id", "string", "Conversation id (BurstGPT 3 conversation rows); null otherwise"),
         Column(
             "input_tokens", "int64", "Prompt (context) tokens; LMM: text plus image tokens",
-            unit="tokens", required=True,
+            unit="tokens", required=True, min=0,
         ),
-        Column("output_tokens", "int64", "Generated (response) tokens", unit="tokens", required=True),
-        Column("images", "int32", "Images in the request (Azure LMM 2025 only)", unit="images"),
+        Column("output_tokens", "int64", "Generated (response) tokens", unit="tokens", required=True, min=0),
+        Column("images", "int32", "Images in the request (Azure LMM 2025 only)", unit="images", min=0),
         Column(
             "elapsed_s",
             "float64",
             "BurstGPT 3 `Elapsed time`: submission to final response on the provider's service "
             "(not TTFT, not a local measurement)",
             unit="s",
+            min=0,
         ),
         Column(
             "failed",

@@ -30,6 +30,7 @@ DAY = Column(
     "Day as the source numbers it: Azure 2019 `NN` of the day file `dNN` (1 = first day; d01 is "
     "2019-07-15 by inference only); Huawei `day` (0 = first day)",
     required=True,
+    min=0,
 )
 
 FUNCTIONS = TableSchema(
@@ -54,14 +55,15 @@ FUNCTIONS = TableSchema(
         Column("runtime", "string", "Runtime language as given (`Python3`, `Node.js`, `Java`, ...); Huawei 2025 only"),
         Column("pool", "string", "Huawei 2025 pod pool (`pool22-300-128`), the third part of `funcID`"),
         Column("cpu_request_millicores", "int32", "CPU requested per pod (Huawei 2025 `cpu_request`)",
-               unit="millicores"),
-        Column("cpu_limit_millicores", "int32", "CPU limit per pod, from the pool name", unit="millicores"),
-        Column("memory_limit_mb", "int32", "Memory limit per pod, from the pool name", unit="MB"),
+               unit="millicores", min=0),
+        Column("cpu_limit_millicores", "int32", "CPU limit per pod, from the pool name", unit="millicores", min=0),
+        Column("memory_limit_mb", "int32", "Memory limit per pod, from the pool name", unit="MB", min=0),
         Column(
             "first_day_index", "int32",
             "Azure 2019: first day file the function appears in (functions appear and disappear per day)",
+            min=0,
         ),
-        Column("last_day_index", "int32", "Azure 2019: last day file the function appears in"),
+        Column("last_day_index", "int32", "Azure 2019: last day file the function appears in", min=0),
     ),
     notes=(
         "Azure 2019: one row per (owner, app, function) over all ingested day files; `trigger` is the "
@@ -86,9 +88,9 @@ FUNCTION_INVOCATIONS = TableSchema(
             unit="s", required=True,
         ),
         Column("bin_s", "int32", "Bin width: 60 (per-minute files) or 1 (Huawei 2023 per-second)", unit="s",
-               required=True),
+               required=True, min=1),
         Column("invocations", "int64", "Invocations in the bin (Azure: completed in that minute); always > 0",
-               unit="invocations", required=True),
+               unit="invocations", required=True, min=1),
     ),
     notes=(
         "Zero bins are not stored (the wide files are >85% zeros/empty): to get a dense series, "
@@ -105,16 +107,17 @@ FUNCTION_DURATIONS = TableSchema(
     ),
     columns=(
         TRACE, OWNER, APP, FUNCTION, DAY,
-        Column("avg_duration_s", "float64", "`Average` execution time over the day", unit="s"),
+        Column("avg_duration_s", "float64", "`Average` execution time over the day", unit="s", min=0),
         Column(
             "executions", "int64",
             "`Count`: executions behind the average (can differ from the summed invocation counts)",
             unit="invocations",
+            min=0,
         ),
-        Column("min_duration_s", "float64", "`Minimum` (null when the file leaves it empty)", unit="s"),
-        Column("max_duration_s", "float64", "`Maximum` (null when the file leaves it empty)", unit="s"),
+        Column("min_duration_s", "float64", "`Minimum` (null when the file leaves it empty)", unit="s", min=0),
+        Column("max_duration_s", "float64", "`Maximum` (null when the file leaves it empty)", unit="s", min=0),
         *(
-            Column(f"p{q}_duration_s", "float64", f"`percentile_Average_{q}`", unit="s")
+            Column(f"p{q}_duration_s", "float64", f"`percentile_Average_{q}`", unit="s", min=0)
             for q in (0, 1, 25, 50, 75, 99, 100)
         ),
     ),
@@ -132,10 +135,10 @@ APP_MEMORY = TableSchema(
     ),
     columns=(
         TRACE, OWNER, APP, DAY,
-        Column("sample_count", "int64", "`SampleCount`: samples behind the statistics", unit="samples"),
-        Column("avg_allocated_mb", "float64", "`AverageAllocatedMb`", unit="MB"),
+        Column("sample_count", "int64", "`SampleCount`: samples behind the statistics", unit="samples", min=0),
+        Column("avg_allocated_mb", "float64", "`AverageAllocatedMb`", unit="MB", min=0),
         *(
-            Column(f"p{q}_allocated_mb", "float64", f"`AverageAllocatedMb_pct{q}`", unit="MB")
+            Column(f"p{q}_allocated_mb", "float64", f"`AverageAllocatedMb_pct{q}`", unit="MB", min=0)
             for q in (1, 5, 25, 50, 75, 95, 99, 100)
         ),
     ),
@@ -163,26 +166,27 @@ FUNCTION_EVENTS = TableSchema(
             "Azure 2021 `duration` (seconds, although the repository README says ms); Huawei "
             "`totalCost_worker` (time in the function's worker pod)",
             unit="s",
+            min=0,
         ),
         Column("request_id", "string", "Huawei `requestID` (hex hash)"),
-        Column("cluster", "int32", "Huawei `clusterName` (1-4)"),
+        Column("cluster", "int32", "Huawei `clusterName` (1-4)", min=0),
         Column("pod_id", "string", "Huawei `podID` (`pool<k>-<cpu millicores>-<memory MB>-<serial>`)"),
         Column("frontend_time_s", "float64", "Huawei `time_frontend`; null when the frontend record is missing",
                unit="s"),
-        Column("worker_cost_s", "float64", "Huawei `workerCost`: time in the worker component", unit="s"),
-        Column("runtime_cost_s", "float64", "Huawei `runtimeCost`: time in the runtime", unit="s"),
+        Column("worker_cost_s", "float64", "Huawei `workerCost`: time in the worker component", unit="s", min=0),
+        Column("runtime_cost_s", "float64", "Huawei `runtimeCost`: time in the runtime", unit="s", min=0),
         Column("frontend_total_s", "float64", "Huawei `totalCost_frontend`: end-to-end time seen by the frontend",
-               unit="s"),
-        Column("frontend_cost_s", "float64", "Huawei `frontendCost`", unit="s"),
-        Column("bus_cost_s", "float64", "Huawei `busCost`: time in busProxy", unit="s"),
-        Column("read_body_cost_s", "float64", "Huawei `readBodyCost`", unit="s"),
-        Column("write_rsp_cost_s", "float64", "Huawei `writeRspCost`", unit="s"),
+               unit="s", min=0),
+        Column("frontend_cost_s", "float64", "Huawei `frontendCost`", unit="s", min=0),
+        Column("bus_cost_s", "float64", "Huawei `busCost`: time in busProxy", unit="s", min=0),
+        Column("read_body_cost_s", "float64", "Huawei `readBodyCost`", unit="s", min=0),
+        Column("write_rsp_cost_s", "float64", "Huawei `writeRspCost`", unit="s", min=0),
         Column("cpu_usage_cores", "float64", "Huawei `cpu_usage`: the pod's CPU use averaged over the request",
-               unit="cores"),
+               unit="cores", min=0),
         Column("memory_usage_mb", "float64", "Huawei `memory_usage`: the pod's memory averaged over the request",
-               unit="MB"),
+               unit="MB", min=0),
         Column("request_body_bytes", "float64", "Huawei `requestBodySize` (float because of missing values)",
-               unit="bytes"),
+               unit="bytes", min=0),
     ),
     notes=(
         "Rows keep the file order; sort by `time_s` before computing inter-arrival gaps (Azure 2021 "
@@ -200,19 +204,19 @@ COLD_STARTS = TableSchema(
         Column("function_name", "string", "`funcName`", required=True),
         DAY,
         Column("time_s", "float64", "`time`: seconds since 00:00 of day 0 (ms precision)", unit="s", required=True),
-        Column("cluster", "int32", "`clusterName` (1-4)"),
+        Column("cluster", "int32", "`clusterName` (1-4)", min=0),
         Column("request_id", "string", "`requestID` of the request that triggered the scale-out (one request "
                "can trigger several cold starts)"),
         Column("cold_start_s", "float64", "`totalCost_cold_start`: the cold start time (sum of the four parts)",
-               unit="s", required=True),
-        Column("pod_allocation_s", "float64", "`podAllocationCost`", unit="s"),
-        Column("deploy_code_s", "float64", "`deployCodeCost`", unit="s"),
-        Column("deploy_dependency_s", "float64", "`deployDependencyCost`", unit="s"),
-        Column("scheduling_s", "float64", "`schedulingCost`", unit="s"),
+               unit="s", required=True, min=0),
+        Column("pod_allocation_s", "float64", "`podAllocationCost`", unit="s", min=0),
+        Column("deploy_code_s", "float64", "`deployCodeCost`", unit="s", min=0),
+        Column("deploy_dependency_s", "float64", "`deployDependencyCost`", unit="s", min=0),
+        Column("scheduling_s", "float64", "`schedulingCost`", unit="s", min=0),
         Column("pod_id", "string", "`podID`"),
         Column("pool", "string", "Pool name: the first three `-` fields of `podID`"),
-        Column("cpu_limit_millicores", "int32", "CPU limit from the pool name", unit="millicores"),
-        Column("memory_limit_mb", "int32", "Memory limit from the pool name", unit="MB"),
+        Column("cpu_limit_millicores", "int32", "CPU limit from the pool name", unit="millicores", min=0),
+        Column("memory_limit_mb", "int32", "Memory limit from the pool name", unit="MB", min=0),
     ),
 )
 
@@ -226,7 +230,7 @@ FUNCTION_METRICS = TableSchema(
     columns=(
         TRACE, FUNCTION, DAY,
         Column("time_s", "int64", "Start of the bin, seconds from 00:00 of day 0", unit="s", required=True),
-        Column("bin_s", "int32", "Bin width: 60 or 1", unit="s", required=True),
+        Column("bin_s", "int32", "Bin width: 60 or 1", unit="s", required=True, min=1),
         Column(
             "metric", "string",
             "Metric as the source names it: Huawei 2025 `requests`, `num_pods`, `num_cold_starts`, "

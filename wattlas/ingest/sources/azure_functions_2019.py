@@ -16,10 +16,10 @@ from pathlib import Path, PurePosixPath
 
 import polars as pl
 
-from ...errors import InputFormatError
+from ...errors import InputFormatError, quote_input
 from ...schemas import get_table
-from ..csvread import FLOAT, STR, CsvLayout, convert_csv
-from ..parts import select_table, sink_table
+from ..csvread import FLOAT, STR, CsvLayout, convert_csv, write_failure
+from ..parts import check_bounds, select_table, sink_table
 from ..registry import Source, SourceFile
 from ..wide import locate_bad_cell, read_header_fields, wide_frames
 
@@ -145,12 +145,12 @@ def convert(source_id: str, path: Path, out_dir: Path, *, logical: PurePosixPath
         table, layout = "app_memory", MEMORY
     else:
         raise InputFormatError(
-            f"unexpected header starting {','.join(header[:5])!r}: not an Azure Functions 2019 "
+            f"unexpected header starting {quote_input(','.join(header[:5]))}: not an Azure Functions 2019 "
             "invocations, durations or memory file", file=display, line=1,
         )
     out = out_dir / f"{table}.parquet"
     cols = get_table(table).column_names
-    convert_csv(path, [layout], out, display=display, extra=extra, select=cols, row_index=None)
+    convert_csv(path, [layout], out, display=display, extra=extra, select=cols, row_index=None, table=table)
     return {table: [out]}
 
 
@@ -181,7 +181,9 @@ def _invocations(path: Path, out_dir: Path, display: str, day: int) -> dict[str,
         inv.unlink(missing_ok=True)
         fun.unlink(missing_ok=True)
         types = {**dict.fromkeys(IDS, pl.String), **dict.fromkeys(MINUTES, pl.Int64)}
-        raise locate_bad_cell(path, types, display, {m: "an invocation count" for m in MINUTES}) or InputFormatError(
+        raise write_failure(e, inv, display) or locate_bad_cell(
+            path, types, display, {m: "an invocation count" for m in MINUTES}
+        ) or InputFormatError(
             f"could not be read as an invocations file: {str(e).strip().splitlines()[0]}", file=display
         ) from e
     negative = pl.scan_parquet(inv).filter(pl.col("invocations") < 0).head(1).collect()
@@ -196,6 +198,7 @@ def _invocations(path: Path, out_dir: Path, display: str, day: int) -> dict[str,
         raise InputFormatError(
             f"{bad['invocations']} is not an invocation count (negative)", file=display, line=row + 2, column=minute
         )
+    check_bounds(inv, "function_invocations", display)
     return {"function_invocations": [inv], "_functions": [fun]}
 
 

@@ -75,5 +75,5 @@ def convert(source_id: str, path: Path, out_dir: Path, *, logical: PurePosixPath
     have = {"app_id", "function_id", "end_s", "duration_s", "start_s", "time_s"}
     extra = {**null_columns("function_events", have=have | {"trace"}), "trace": pl.lit("all")}
     convert_csv(path, [LAYOUT], out, display=logical.name, extra=extra,
-                select=get_table("function_events").column_names, row_index=None)
+                select=get_table("function_events").column_names, row_index=None, table="function_events")
     return {"function_events": [out]}

@@ -15,8 +15,9 @@ from pathlib import Path, PurePosixPath
 
 import polars as pl
 
-from ...errors import InputFormatError
-from ..parts import select_table
+from ...errors import InputFormatError, quote_input
+from ..csvread import write_failure
+from ..parts import check_bounds, select_table
 from ..registry import Source, SourceFile
 from ..wide import locate_bad_cell, read_header_fields, wide_frames
 
@@ -113,7 +114,8 @@ def convert(source_id: str, path: Path, out_dir: Path, *, logical: PurePosixPath
     skip = frozenset(header[:1]) if header[0] in _INDEX else frozenset()
     if [h for h in header if h not in skip][:2] != ["day", "time"]:
         raise InputFormatError(
-            f"unexpected header starting {','.join(header[:4])!r}; expected day,time,0,1,...", file=display, line=1
+            f"unexpected header starting {quote_input(','.join(header[:4]))}; expected day,time,0,1,...",
+            file=display, line=1,
         )
     # Int columns in one file, floats (6.0) in another: read every number as float.
     long, _ = wide_frames(
@@ -140,11 +142,12 @@ def convert(source_id: str, path: Path, out_dir: Path, *, logical: PurePosixPath
         lf.sink_parquet(out, compression="zstd", statistics=True)
     except (pl.exceptions.PolarsError, OSError) as e:
         out.unlink(missing_ok=True)
-        raise locate_bad_cell(path, types, display) or InputFormatError(
+        raise write_failure(e, out, display) or locate_bad_cell(path, types, display) or InputFormatError(
             f"could not be read as a Huawei 2023 {metric} file: {str(e).strip().splitlines()[0]}", file=display
         ) from e
     if table == "function_invocations":
         _check_whole(path, out, display, header, skip)
+    check_bounds(out, table, display)
     return {table: [out]}
 
 

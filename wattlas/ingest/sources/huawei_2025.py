@@ -18,9 +18,9 @@ from pathlib import Path, PurePosixPath
 
 import polars as pl
 
-from ...errors import InputFormatError
+from ...errors import InputFormatError, quote_input
 from ...schemas import get_table
-from ..csvread import FLOAT, INT, STR, CsvLayout, convert_csv, matching
+from ..csvread import FLOAT, INT, STR, CsvLayout, convert_csv, matching, write_failure
 from ..parts import cast_table, null_columns, sink_table
 from ..registry import Source, SourceFile
 from ..wide import locate_bad_cell, read_header_fields, wide_frames
@@ -199,7 +199,7 @@ def kind_of(header: list[str], display: str) -> str:
     if h[:2] == ["day", "time"]:
         return "quantiles"
     raise InputFormatError(
-        f"unexpected header starting {','.join(header[:4])!r}: not a Huawei 2025 cold start, per-request, "
+        f"unexpected header starting {quote_input(','.join(header[:4]))}: not a Huawei 2025 cold start, per-request, "
         "time series (day,time,<funcID>...) or runtime/trigger file", file=display, line=1,
     )
 
@@ -282,7 +282,7 @@ def convert(source_id: str, path: Path, out_dir: Path, *, logical: PurePosixPath
     have = set(layouts[0].columns) | {"pool", "cpu_limit_millicores", "memory_limit_mb", "function_id",
                                        "function_name", "owner_id", "trigger", "invocation_type"}
     extra = {**null_columns(table, have=have | {"trace"}), "trace": pl.lit(region)}
-    convert_csv(path, layouts, out, display=display, extra=extra, select=cols, row_index=None)
+    convert_csv(path, layouts, out, display=display, extra=extra, select=cols, row_index=None, table=table)
     return {table: [out]}
 
 
@@ -304,12 +304,12 @@ def _quantiles(
             long, "function_metrics", out, trace=region, function_id=pl.col("_col"),
             day_index=pl.col("day").cast(pl.Int32, strict=True),
             time_s=pl.col("time").cast(pl.Int64, strict=True), bin_s=60, metric=metric, stat=stat,
-            value=pl.col("_value"), unit=unit,
+            value=pl.col("_value"), unit=unit, display=display,
         )
     except (pl.exceptions.PolarsError, OSError) as e:
         out.unlink(missing_ok=True)
         types = {c: pl.Float64 for c in header if c not in skip}
-        raise locate_bad_cell(path, types, display) or InputFormatError(
+        raise write_failure(e, out, display) or locate_bad_cell(path, types, display) or InputFormatError(
             f"could not be read as a time series file: {str(e).strip().splitlines()[0]}", file=display
         ) from e
     return {"function_metrics": [out]}

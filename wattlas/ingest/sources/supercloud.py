@@ -23,9 +23,9 @@ from pathlib import Path, PurePosixPath
 
 import polars as pl
 
-from ...errors import InputFormatError
+from ...errors import InputFormatError, quote_input
 from ...schemas import get_table
-from ..csvread import FLOAT, INT, STR, CsvLayout, RawType, convert_csv, matching
+from ..csvread import FLOAT, INT, STR, CsvLayout, RawType, check_bounds_by_file, convert_csv, matching
 from ..parts import record_stats, select_table, sink_table
 from ..registry import Source, SourceFile
 from ..wide import locate_bad_cell, read_header_fields
@@ -220,12 +220,12 @@ def _single(kind: str | None, logical: PurePosixPath, path: Path, out: Path) -> 
     display = logical.name
     if kind == "slurm":
         part = out / "_jobs.parquet"
-        convert_csv(path, [SLURM], part, display=display, select=_JOB_COLUMNS, row_index=None)
+        convert_csv(path, [SLURM], part, display=display, select=_JOB_COLUMNS, row_index=None, table="hpc_jobs")
         return "_jobs", part
     if kind == "node":
         part = out / "node_samples.parquet"
         convert_csv(path, [NODE], part, display=display, select=get_table("node_samples").column_names,
-                    row_index=None)
+                    row_index=None, table="node_samples")
         return "node_samples", part
     if kind == "labels":
         return "_labels", _labels(path, out / "_labels.parquet", display)
@@ -357,7 +357,7 @@ def _gpu(items: list[tuple[PurePosixPath, Path]], out_dir: Path) -> tuple[dict[s
         missing = set(GPU_COLUMNS) - set(header)
         if extra or missing:
             raise InputFormatError(
-                f"unexpected GPU file header {','.join(header)!r}: expected {','.join(GPU_COLUMNS)} "
+                f"unexpected GPU file header {quote_input(','.join(header))}: expected {','.join(GPU_COLUMNS)} "
                 "(optionally with ElapsedTime)", file=display, line=1,
             )
         job, node = _GPU.match(logical.name).groups()
@@ -395,6 +395,7 @@ def _gpu(items: list[tuple[PurePosixPath, Path]], out_dir: Path) -> tuple[dict[s
             f"could not read the GPU files: {str(e).strip().splitlines()[0]}", file=all_files[0]["_display"]
         ) from e
     _check_required(out, ("gpu_index", "time_s"), all_files, GPU_COLUMNS)
+    check_bounds_by_file(out, "gpu_samples", all_files, ("job_id", "node"))
     nulls = _null_count(out, list(_GPU_RENAME.values()))
     record_stats(out_dir, {"gpu_samples: nvidia-smi cells read as null ([N/A], [Not Supported], ... or empty)": nulls})
     counts = dict(
@@ -413,7 +414,7 @@ def _cpu(items: list[tuple[PurePosixPath, Path]], out_dir: Path) -> tuple[dict[s
         header = tuple(read_header_fields(path, display, allow_empty=True))
         if header != CPU_COLUMNS:
             raise InputFormatError(
-                f"unexpected CPU time series header {','.join(header)!r}; expected {','.join(CPU_COLUMNS)}",
+                f"unexpected CPU time series header {quote_input(','.join(header))}; expected {','.join(CPU_COLUMNS)}",
                 file=display, line=1,
             )
         files.append({"_path": str(path), "job_id": int(_CPU.match(logical.name).group(1)), "_display": display})
@@ -435,6 +436,7 @@ def _cpu(items: list[tuple[PurePosixPath, Path]], out_dir: Path) -> tuple[dict[s
             if err:
                 raise err from e
         raise InputFormatError(f"could not read the CPU files: {e}", file=files[0]["_display"]) from e
+    check_bounds_by_file(out, "cpu_samples", files, ("job_id",))
     counts = dict(pl.scan_parquet(out).group_by("job_id").len().collect().iter_rows())
     return {"cpu_samples": [out]}, [{"cpu_samples": counts.get(int(_CPU.match(lg.name).group(1)), 0)}
                                     for lg, _ in items]

@@ -27,7 +27,7 @@ import polars as pl
 
 from ...errors import InputFormatError
 from ...schemas import get_table
-from ..csvread import FLOAT, INT, CsvLayout, RawType, convert_csv
+from ..csvread import FLOAT, INT, CsvLayout, RawType, check_bounds_by_row, convert_csv
 from ..registry import Source, SourceFile
 
 COMMIT = "7d47513363ec447a741ac5e47241580b47724fbf"
@@ -194,4 +194,5 @@ def convert(source_id: str, path: Path, out_dir: Path) -> dict[str, list[Path]]:
 
     pq.write_table(long.select(schema.names).to_arrow().cast(schema), out, compression="zstd")
     wide.unlink()
+    check_bounds_by_row(path, out, "operator_times", display)
     return {"operator_times": [out]}

@@ -93,5 +93,5 @@ def convert(source_id: str, path: Path, out_dir: Path) -> dict[str, list[Path]]:
         "row": pl.col("request_id"),
     }
     convert_csv(path, [LAYOUT], out, display=path.name, extra=extra,
-                select=get_table("training_power").column_names)
+                select=get_table("training_power").column_names, table="training_power")
     return {"training_power": [out]}
