@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from wattlas.errors import StoreDiskError
 from wattlas.ingest import engine, ingest
 from wattlas.store import Store
 
@@ -35,7 +36,8 @@ ORDER = "job_id, time_s, gpu_index"
 # process; "commit": the lines of the store's commit). argv[3] = 0 counts and prints the total.
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    from wattlas.ingest import engine, ingest
+    from wattlas.errors import StoreDiskError
+from wattlas.ingest import engine, ingest
 
     engine.BATCH_FILES = 2
     target, phase = int(sys.argv[3]), sys.argv[4]
@@ -172,7 +174,8 @@ def _first_line_of_place(data: Path, tmp_path: Path) -> int:
     probe = textwrap.dedent("""
         import sys
         from wattlas import store as st
-        from wattlas.ingest import engine, ingest
+        from wattlas.errors import StoreDiskError
+from wattlas.ingest import engine, ingest
         engine.BATCH_FILES = 2
         count, first = 0, []
         commit = {"_commit", "_place", "_fsync_write", "_fsync_dir"}
@@ -283,8 +286,8 @@ def test_full_disk_at_any_point_then_space_freed_reruns_clean(tmp_path: Path, sm
         try:
             ingest("supercloud", [new], store, workers=1)
             outcomes.add("ok")
-        except OSError as e:  # the disk, never blamed on the input
-            assert "No space left" in str(e) or e.errno == 28, repr(e)
+        except StoreDiskError as e:  # the disk, never blamed on the input
+            assert "No space left on device (errno 28)" in str(e), repr(e)
             outcomes.add("full")
             assert (store / "catalog.json").read_bytes() == before, free_kib
         filler.unlink()

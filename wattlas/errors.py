@@ -84,17 +84,38 @@ class StoreDiskError(StoreError):
 
 
 def disk_errno(exc: BaseException) -> int | None:
-    """The errno of ``exc`` if it is one of :data:`STORE_DISK_ERRNOS`, else None.
+    """The errno of ``exc`` (or of an exception it was raised from) if it is one of
+    :data:`STORE_DISK_ERRNOS`, else None.
 
     Polars reports OS errors inside its own exceptions as text ending in ``(os error 28)``.
     """
     import re
 
-    code = getattr(exc, "errno", None)
-    if code is None:
-        m = re.search(r"\(os error (\d+)\)", str(exc))
-        code = int(m.group(1)) if m else None
-    return code if code in STORE_DISK_ERRNOS else None
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        code = getattr(exc, "errno", None)
+        if code is None:
+            m = re.search(r"\(os error (\d+)\)", str(exc))
+            code = int(m.group(1)) if m else None
+        if code in STORE_DISK_ERRNOS:
+            return code
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def store_disk_error(exc: BaseException, where: object, doing: str) -> StoreDiskError | None:
+    """A :class:`StoreDiskError` if ``exc`` is the disk of ``where`` failing, else None."""
+    import os
+
+    code = disk_errno(exc)
+    if code is None or isinstance(exc, StoreDiskError):
+        return None
+    return StoreDiskError(
+        f"{doing} in {where} failed: {os.strerror(code)} (errno {code}). The input is not at fault: "
+        "free space on that disk (or fix its quota or permissions) and run again; the store is as it "
+        "was and finished work is reused."
+    )
 
 
 class StoreLockedError(StoreError):

@@ -52,7 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import StoreError, StoreLockedError
+from .errors import StoreError, StoreLockedError, store_disk_error
 from .schemas import TABLES, get_table
 
 if TYPE_CHECKING:
@@ -400,10 +400,13 @@ class Store:
                 raise
             try:
                 tx._commit()
-            except BaseException:
+            except BaseException as e:
                 # Disk full, a signal: undo through the journal, whichever side of the swap we are.
                 self._recover_pending()
                 tx._abort()
+                disk = store_disk_error(e, self.root, f"committing {source}")
+                if disk is not None:
+                    raise disk from e
                 raise
 
     def _referenced(self) -> set[Path]:

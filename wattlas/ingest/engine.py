@@ -54,7 +54,7 @@ from types import ModuleType
 from typing import Any
 
 from .._files import sha256_file
-from ..errors import InputFormatError, WattlasError
+from ..errors import InputFormatError, WattlasError, store_disk_error
 from ..store import Store, _safe_file_part
 from .archive import archive_format, copy_member, iter_members
 from .parts import collect_stats, merge_parts
@@ -261,8 +261,12 @@ def run_batch(
             raise WattlasError(f"staging area {final.parent} was taken over by another run")
         shutil.rmtree(final, ignore_errors=True)
         os.replace(stage, final)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(stage, ignore_errors=True)
+        # Whichever converter met it, a full disk is the store's problem, not the input's.
+        disk = store_disk_error(e, final.parent, f"converting {items[0]['name']}")
+        if disk is not None:
+            raise disk from e
         raise
     finally:
         for item in items:
