@@ -36,8 +36,7 @@ ORDER = "job_id, time_s, gpu_index"
 # process; "commit": the lines of the store's commit). argv[3] = 0 counts and prints the total.
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    from wattlas.errors import StoreDiskError
-from wattlas.ingest import engine, ingest
+    from wattlas.ingest import engine, ingest
 
     engine.BATCH_FILES = 2
     target, phase = int(sys.argv[3]), sys.argv[4]
@@ -174,8 +173,7 @@ def _first_line_of_place(data: Path, tmp_path: Path) -> int:
     probe = textwrap.dedent("""
         import sys
         from wattlas import store as st
-        from wattlas.errors import StoreDiskError
-from wattlas.ingest import engine, ingest
+        from wattlas.ingest import engine, ingest
         engine.BATCH_FILES = 2
         count, first = 0, []
         commit = {"_commit", "_place", "_fsync_write", "_fsync_dir"}
