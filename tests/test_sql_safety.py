@@ -13,12 +13,14 @@ import duckdb
 import pytest
 
 import wattlas
-from wattlas.errors import QueryRefusedError
+from wattlas.datasets import ReleaseDefinition, build_release, load_definition
+from wattlas.errors import QueryRefusedError, ReleaseError
 from wattlas.ingest import ingest
 from wattlas.sqlguard import guard_connection
 from wattlas.store import Store
 
 from .llm_fixtures import AZURE_2023_CODE, write
+from .release_helpers import fixture_store
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -160,3 +162,78 @@ def test_reading_other_files_is_an_opt_in(ingested, secret):
     got = wattlas.sql(f"SELECT count(*) AS n FROM glob('{secret.parent}/*.csv')", ingested.root,
                       allow_read=[secret.parent])
     assert got.item() == 1
+
+
+# ------------------------------------------------------------ item 3: release `where`
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return fixture_store(tmp_path / "store")
+
+
+def test_a_where_with_a_second_statement_is_refused(store, tmp_path):
+    pwned = tmp_path / "pwned.csv"
+    toml = tmp_path / "evil" / "release.toml"
+    toml.parent.mkdir()
+    # Balanced for the builder's SQL: before the fix this ran the COPY during `release build`.
+    where = f"source = 'burstgpt')); COPY (SELECT 1) TO '{pwned}'; SELECT ((1"
+    toml.write_text(f'name = "evil"\ntables = ["llm_requests"]\nwhere = "{where}"\n')
+    before = tree_hashes(store.root)
+    r = run_cli("release", "build", "evil", "--definition", str(toml), "-o", str(tmp_path / "rel"),
+                "--store", str(store.root))
+    assert not pwned.exists() and not (tmp_path / "rel").exists()
+    assert tree_hashes(store.root) == before
+    assert r.returncode == 1
+    assert f"{toml}: where" in r.stderr and "is not one SQL condition" in r.stderr, r.stderr
+    where = f"source = 'x'; COPY (SELECT 1) TO '{pwned}'"
+    toml.write_text(f'name = "evil"\ntables = ["llm_requests"]\nwhere = "{where}"\n')
+    with pytest.raises(ReleaseError, match=f"{toml}: where .* is not one SQL condition"):
+        load_definition(toml)
+    assert not pwned.exists()
+
+
+def test_cli_where_injection_is_refused(store, tmp_path, secret):
+    # UNION BY NAME reads the file as `source`: before the fix its lines reached the error message.
+    where = f"false) UNION ALL BY NAME (SELECT token AS source FROM read_csv('{secret}')"
+    r = run_cli("release", "build", "x", "--tables", "llm_requests", "--where", where,
+                "-o", str(tmp_path / "rel"), "--store", str(store.root))
+    assert "hunter2" not in r.stderr and not (tmp_path / "rel").exists()
+    assert r.returncode == 1
+    assert "--where" in r.stderr and "is not one SQL condition" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("where, says", [
+    ("1=1) UNION (SELECT * FROM llm_requests", "parentheses do not balance"),
+    ("1=1 UNION SELECT 1", "syntax error"),
+    ("source IN (SELECT token FROM read_csv('/etc/passwd'))", "subquery"),
+    ("EXISTS (SELECT 1)", "subquery"),
+    ("1=1) OR (1=1", "parentheses do not balance"),  # would escape the AND with [filters]
+    ("1=1) ORDER BY (1", "parentheses do not balance"),
+    ("input_tokens > ?", "parameter placeholder"),
+    ("source = 'x'; SELECT 1", "syntax error"),
+])
+def test_where_must_be_one_condition(store, tmp_path, where, says):
+    with pytest.raises(ReleaseError, match=f"where .* is not one SQL condition .*{says}"):
+        build_release(ReleaseDefinition(name="x", tables=("llm_requests",), where=where), tmp_path / "rel", store)
+    with pytest.raises(ReleaseError, match=rf"\[filters\] llm_requests .*{says}"):
+        ReleaseDefinition(name="x", tables=("llm_requests",), filters={"llm_requests": where}).validate()
+    assert not (tmp_path / "rel").exists()
+
+
+def test_readme_conditions_still_build(store, tmp_path):
+    d = ReleaseDefinition(name="mix", tables=("llm_requests",), where="source in ('burstgpt', 'azure-llm-2023')",
+                          filters={"llm_requests": "input_tokens > 0 AND failed IS NOT TRUE"})
+    report = build_release(d, tmp_path / "rel", store)
+    assert report.tables[0].sources == ["azure-llm-2023", "burstgpt"]
+    assert report.tables[0].rows == 7 + 5 + 6  # 3 of BurstGPT's 9 rows failed; the sample source is left out
+
+
+def test_the_build_connection_reads_only_the_store(store, tmp_path, secret):
+    from wattlas.datasets.build import _connect
+
+    (tmp_path / "spill").mkdir()  # DuckDB may use its spill folder, so it must be a private one
+    con = _connect(store, tmp_path / "spill")
+    with pytest.raises(duckdb.PermissionException):
+        con.execute(f"SELECT * FROM read_csv('{secret}')")
+    with pytest.raises(duckdb.Error, match="locked"):
+        con.execute("SET enable_external_access = true")
+    con.close()

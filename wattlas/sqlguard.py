@@ -1,4 +1,4 @@
-"""What user-written SQL may do: ``wattlas sql`` and :func:`wattlas.sql`.
+"""What user-written SQL may do: ``wattlas sql``, :func:`wattlas.sql` and release filters.
 
 DuckDB can write files (``COPY ... TO``), attach databases, install and load extensions, read
 any file (``read_csv('/etc/passwd')``, ``glob``) and change its own settings. A query over the
@@ -14,16 +14,22 @@ anything runs: only ``SELECT`` (with ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``, ``WI
 ...) is allowed, and ``COPY ... TO`` only when the caller allows writes, to a path outside the
 store, which alone is then made writable.
 
+A release definition's ``where`` is a row condition, not SQL to run: :func:`check_condition`
+accepts exactly one expression without subqueries.
+
 Examples
 --------
 >>> import tempfile
 >>> from wattlas.store import Store
 >>> run_query("select 42 as answer", Store(tempfile.mkdtemp())).item()
 42
+>>> check_condition("source in ('burstgpt', 'azure-llm-2023')", origin="where")
+"source in ('burstgpt', 'azure-llm-2023')"
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -31,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import QueryRefusedError
+from .errors import QueryRefusedError, WattlasError
 
 if TYPE_CHECKING:
     import duckdb
@@ -255,3 +261,96 @@ def _permission_message(e: Exception, store: Store, allow_read: Sequence[Any]) -
         "To read other files too, name them with --allow-read PATH (wattlas.sql(..., "
         "allow_read=[PATH])). " + _READ_ONLY_HELP
     )
+
+
+# --------------------------------------------------------------- conditions
+_PROBE_TABLE = "__wattlas_rows"
+_REFUSED_IN_CONDITIONS = {
+    "SUBQUERY": "a subquery, which could read other tables or files",
+    "PARAMETER": "a parameter placeholder, which has no value here",
+}
+
+
+def _serialize(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
+    return json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
+
+
+def _strip_locations(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_locations(v) for k, v in node.items() if not k.startswith("query_location")}
+    if isinstance(node, list):
+        return [_strip_locations(v) for v in node]
+    return node
+
+
+def _expression_classes(node: Any) -> Iterable[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("class"), str):
+            yield node["class"]
+        for v in node.values():
+            yield from _expression_classes(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _expression_classes(v)
+
+
+def _balanced(sql: str) -> bool:
+    import duckdb
+
+    try:
+        tokens = _tokens(sql)
+    except duckdb.Error:
+        return False
+    depth = 0
+    for text, kind in tokens:
+        if kind == "operator":
+            depth += text.count("(") - text.count(")")
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+def check_condition(text: str, *, origin: str, error: type[WattlasError] = QueryRefusedError) -> str:
+    """Refuse ``text`` unless it is exactly one SQL expression without subqueries; return it.
+
+    The text is parsed in the form it is used in, ``SELECT * FROM t WHERE (text)``, and the parse
+    tree must equal that of ``SELECT * FROM t WHERE true`` but for the condition: a second
+    statement, a ``UNION``, an ``ORDER BY`` or a closing parenthesis that escapes are all refused.
+    ``origin`` names where the text came from (a file, a flag) in the ``error`` raised.
+    """
+    import duckdb
+
+    def refuse(why: str) -> WattlasError:
+        return error(
+            f"{origin} {_quote(text)} is not one SQL condition on a table's columns ({why}); write a "
+            "single expression such as source in ('burstgpt', 'azure-llm-2023') AND input_tokens > 0"
+        )
+
+    if not text.strip():
+        raise refuse("it is empty")
+    if not _balanced(text):
+        # A ')' that closes the caller's '(' would change the meaning of what follows it.
+        raise refuse("its parentheses do not balance")
+    con = _parser()
+    try:
+        try:
+            statements = con.extract_statements(f"SELECT * FROM {_PROBE_TABLE} WHERE ({text})")
+        except duckdb.Error as e:
+            raise refuse(str(e).splitlines()[0]) from None
+        if len(statements) != 1:
+            raise refuse(f"it holds {len(statements)} statements")
+        tree = _serialize(con, statements[0].query)
+        base = _serialize(con, f"SELECT * FROM {_PROBE_TABLE} WHERE true")
+    finally:
+        con.close()
+    if tree.get("error") or len(tree.get("statements", [])) != 1:
+        raise refuse(tree.get("error_message", "it does not parse as one SELECT"))
+    node = tree["statements"][0]["node"]
+    where = node.get("where_clause") if isinstance(node, dict) else None
+    shape = _strip_locations({**node, "where_clause": None})
+    if where is None or shape != _strip_locations({**base["statements"][0]["node"], "where_clause": None}):
+        raise refuse("it reaches beyond the condition: a set operation, ORDER BY, LIMIT or similar")
+    for cls in _expression_classes(where):
+        if cls in _REFUSED_IN_CONDITIONS:
+            raise refuse(f"it holds {_REFUSED_IN_CONDITIONS[cls]}")
+    return text
