@@ -14,6 +14,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import duckdb
     import polars as pl
 
@@ -32,8 +34,21 @@ def connect(store: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConne
     return Store(store).connect()
 
 
-def sql(query: str, store: str | os.PathLike[str] | None = None) -> pl.DataFrame:
-    """Run ``query`` against ``store`` and return a polars DataFrame."""
+def sql(
+    query: str,
+    store: str | os.PathLike[str] | None = None,
+    *,
+    allow_writes: bool = False,
+    allow_read: Sequence[str | os.PathLike[str]] = (),
+) -> pl.DataFrame:
+    """Run a read-only ``query`` against ``store`` and return a polars DataFrame.
+
+    Like ``wattlas sql``: reading statements only, no file outside the store's tables unless named
+    in ``allow_read``, and ``COPY ... TO`` only with ``allow_writes`` and never into the store
+    (:class:`~wattlas.errors.QueryRefusedError` otherwise). :func:`connect` gives an unrestricted
+    connection for code you trust.
+    """
+    from .sqlguard import run_query
     from .store import Store
 
-    return Store(store).sql(query)
+    return run_query(query, Store(store), allow_writes=allow_writes, allow_read=allow_read)

@@ -160,3 +160,7 @@ class ReleaseVerificationError(ReleaseError):
 
 class AnalysisError(WattlasError, ValueError):
     """An analysis cannot run on the data given (missing column, empty selection, bad option)."""
+
+
+class QueryRefusedError(WattlasError):
+    """User SQL asks for what it may not do: write the store or files, attach, load, read outside."""

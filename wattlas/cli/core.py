@@ -120,11 +120,30 @@ def sql_cmd(
     query: Annotated[str, typer.Argument(metavar="QUERY", help="SQL over the store's tables ('-' reads stdin).")],
     store: StoreOpt = None,
     fmt: FormatOpt = OutputFormat.table,
+    allow_writes: Annotated[
+        bool,
+        typer.Option("--allow-writes", help="Allow COPY ... TO 'path' for paths outside the store (never into it)."),
+    ] = False,
+    allow_read: Annotated[
+        list[Path] | None,
+        typer.Option("--allow-read", metavar="PATH", help="A file or folder the query may also read (repeatable)."),
+    ] = None,
 ) -> None:
-    """Run a SQL query (DuckDB dialect) over the store's tables."""
+    """Run a read-only SQL query (DuckDB dialect) over the store's tables.
+
+    May: SELECT (also WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE) over the
+    store's tables, and read the files named with --allow-read.
+
+    May not: write files (COPY ... TO needs --allow-writes, and never writes
+    into the store), ATTACH databases, INSTALL or LOAD extensions, SET or
+    PRAGMA, CREATE, INSERT, UPDATE, DELETE or EXPORT, or read any other file
+    (read_csv, read_text, glob, URLs).
+    """
+    from ..sqlguard import run_query
+
     if query == "-":
         query = sys.stdin.read()
-    df = open_store(store).sql(query)
+    df = run_query(query, open_store(store), allow_writes=allow_writes, allow_read=allow_read or ())
     print_frame(df, fmt)
 
 

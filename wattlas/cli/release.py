@@ -30,7 +30,9 @@ def build_cmd(
         str | None, typer.Option("--tables", help="Comma-separated tables, e.g. llm_requests.", show_default=False)
     ] = None,
     where: Annotated[
-        str | None, typer.Option("--where", help="DuckDB SQL condition applied to every table.", show_default=False)
+        str | None,
+        typer.Option("--where", help="DuckDB SQL condition applied to every table: one expression, no subqueries.",
+                     show_default=False),
     ] = None,
     version: Annotated[str | None, typer.Option("--version", help="MAJOR.MINOR.PATCH (default 1.0.0).")] = None,
     definition: Annotated[
@@ -44,7 +46,10 @@ def build_cmd(
     """Build a release: Parquet tables, croissant.json, dataset card README.md and SHA256SUMS."""
     from ..datasets import ReleaseDefinition, build_release, find_definition, load_definition
     from ..errors import ReleaseError
+    from ..sqlguard import check_condition
 
+    if where is not None:  # checked here so that the error names the flag, not the definition file
+        check_condition(where, origin="--where", error=ReleaseError)
     path = definition or find_definition(name)
     if path is not None:
         base = load_definition(path)

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -140,9 +141,10 @@ def build_release(
         raise ReleaseError(
             f"store {store.root} holds no tables yet; ingest the sources first (`wattlas ingest SOURCE_ID`)"
         )
-    con = _connect()
+    spill = tempfile.TemporaryDirectory(prefix="wattlas-release-")
+    con = _connect(store, Path(spill.name))
     # The write lock keeps ingests from replacing the files being read: one consistent snapshot.
-    with store.lock(), contextlib.closing(con):
+    with spill, store.lock(), contextlib.closing(con):
         conditions = {t: definition.filter_for(t) for t in definition.tables}
         # Licences first: a refused release writes nothing.
         sources = set()
@@ -204,12 +206,16 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
+def _connect(store: Store, spill_dir: Path) -> duckdb.DuckDBPyConnection:
+    """A connection that reads the store's tables and nothing else: the filters are user SQL."""
     import duckdb
+
+    from ..sqlguard import guard_connection
 
     con = duckdb.connect()
     # TIMESTAMPTZ values reach Arrow in the session zone; pin it so nothing depends on the host.
     con.execute("SET TimeZone = 'UTC'")
+    guard_connection(con, store.root, temp_dir=spill_dir)
     return con
 
 

@@ -71,9 +71,10 @@ class ReleaseDefinition:
     version
         ``MAJOR.MINOR.PATCH`` (Croissant recommends Semantic Versioning).
     where
-        DuckDB SQL condition applied to every table (``source`` and the table's columns).
+        DuckDB SQL condition applied to every table (``source`` and the table's columns): one
+        expression, without subqueries (:func:`wattlas.sqlguard.check_condition`).
     filters
-        Extra per-table conditions, ANDed with ``where``.
+        Extra per-table conditions, ANDed with ``where``, under the same rule.
     sources
         :class:`SourceTerms` for source ids that are not in the registry.
     """
@@ -130,7 +131,17 @@ class ReleaseDefinition:
         stray = sorted(set(self.filters) - set(self.tables))
         if stray:
             raise ReleaseError(f"{where}[filters] names table(s) {stray} that are not in tables = {list(self.tables)}")
+        self._check_conditions(where)
         return self
+
+    def _check_conditions(self, where: str) -> None:
+        """Each condition must be one SQL expression: a second statement or a subquery would run."""
+        from ..sqlguard import check_condition
+
+        named = [("where", self.where), *((f"[filters] {t}", f) for t, f in sorted(self.filters.items()))]
+        for label, text in named:
+            if text and text.strip():  # blank conditions select every row (filter_for skips them)
+                check_condition(text, origin=f"{where}{label}", error=ReleaseError)
 
 
 _TOP_KEYS = {
