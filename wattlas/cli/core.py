@@ -45,7 +45,8 @@ def _progress():
     )
 
 
-def run_ingest(source_id: str, paths: list[Path] | None, store_path: Path | None, workers: int | None):
+def run_ingest(source_id: str, paths: list[Path] | None, store_path: Path | None, workers: int | None,
+               archive_limits=None):
     """Ingest with a progress bar on stderr: files done, rows, bytes and MB/s."""
     from ..ingest import ingest
 
@@ -73,7 +74,19 @@ def run_ingest(source_id: str, paths: list[Path] | None, store_path: Path | None
 
         # Downloads draw their own bars in the same progress display.
         return ingest(source_id, paths or None, store, workers=workers, on_event=on_event,
-                      progress=progress)
+                      progress=progress, archive_limits=archive_limits)
+
+
+def _byte_size(text: str | None) -> int | None:
+    from ..ingest.archive import parse_bytes
+
+    if text is None:
+        return None
+    try:
+        return parse_bytes(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
+
 
 
 def ingest_cmd(
@@ -84,6 +97,15 @@ def ingest_cmd(
     ] = None,
     store: StoreOpt = None,
     workers: Annotated[int | None, typer.Option(help="Processes for multi-file sources (default: all cores).")] = None,
+    max_expand_ratio: Annotated[float | None, typer.Option(
+        help="Archives: most bytes written per compressed byte read (default 200, or "
+             "$WATTLAS_MAX_EXPAND_RATIO).", show_default=False)] = None,
+    max_member_bytes: Annotated[str | None, typer.Option(
+        metavar="SIZE", help="Archives: largest member, e.g. 16GiB (default, or $WATTLAS_MAX_MEMBER_BYTES).",
+        show_default=False)] = None,
+    max_archive_bytes: Annotated[str | None, typer.Option(
+        metavar="SIZE", help="Archives: most bytes one archive may expand to, e.g. 64GiB (default, or "
+                             "$WATTLAS_MAX_ARCHIVE_BYTES).", show_default=False)] = None,
 ) -> None:
     """Ingest a source into the store: download (or read --from) its raw files and write tables.
 
@@ -93,7 +115,15 @@ def ingest_cmd(
         from .release import ingest_release
 
         return ingest_release(from_, store)
-    report = run_ingest(source_id, from_, store, workers)
+    limits = None
+    if (max_expand_ratio, max_member_bytes, max_archive_bytes) != (None, None, None):
+        from ..ingest.archive import ArchiveLimits
+
+        limits = ArchiveLimits.from_env().replace(
+            max_expand_ratio=max_expand_ratio, max_member_bytes=_byte_size(max_member_bytes),
+            max_archive_bytes=_byte_size(max_archive_bytes),
+        )
+    report = run_ingest(source_id, from_, store, workers, limits)
     for table, rows in sorted(report.rows.items()):
         err.print(f"{table}: {rows:,} rows written")
     for what, count in sorted(report.stats.items()):
