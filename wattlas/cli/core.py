@@ -101,10 +101,10 @@ def ingest_cmd(
         help="Archives: most bytes written per compressed byte read (default 200, or "
              "$WATTLAS_MAX_EXPAND_RATIO).", show_default=False)] = None,
     max_member_bytes: Annotated[str | None, typer.Option(
-        metavar="SIZE", help="Archives: largest member, e.g. 16GiB (default, or $WATTLAS_MAX_MEMBER_BYTES).",
+        metavar="SIZE", help="Archives: largest member (default 16GiB, or $WATTLAS_MAX_MEMBER_BYTES).",
         show_default=False)] = None,
     max_archive_bytes: Annotated[str | None, typer.Option(
-        metavar="SIZE", help="Archives: most bytes one archive may expand to, e.g. 64GiB (default, or "
+        metavar="SIZE", help="Archives: most bytes one archive may expand to (default 64GiB, or "
                              "$WATTLAS_MAX_ARCHIVE_BYTES).", show_default=False)] = None,
 ) -> None:
     """Ingest a source into the store: download (or read --from) its raw files and write tables.
@@ -190,11 +190,26 @@ def tables_cmd(store: StoreOpt = None, fmt: FormatOpt = OutputFormat.table) -> N
 def sources_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the registry as JSON.")] = False,
     fmt: FormatOpt = OutputFormat.table,
+    forget: Annotated[list[str] | None, typer.Option(
+        "--forget", metavar="SOURCE/FILE",
+        help="Forget the hash recorded on first download of an unpinned file (repeatable), so that "
+             "the next download records the publisher's new file.", show_default=False)] = None,
+    store: StoreOpt = None,
 ) -> None:
     """List the registered sources: files, hashes (pinned or not), licence and citation."""
     from dataclasses import asdict
 
     from ..ingest.registry import sources
+
+    if forget:
+        from ..ingest.download import RECORD, forget_recorded_hash
+
+        cache_dir = open_store(store).cache_dir
+        for key in forget:
+            old = forget_recorded_hash(cache_dir, key)
+            err.print(f"forgot sha256:{old} of {key} (in {cache_dir / RECORD}); the next download records it anew",
+                      highlight=False)
+        return
 
     srcs = sources()
     if as_json or fmt is OutputFormat.json:
