@@ -184,8 +184,10 @@ def guard_connection(
     """
     from .store import Store
 
-    tables = Store(store_root).tables_dir
-    dirs = {_dir(p) for p in (tables.absolute(), tables.resolve())}
+    store = Store(store_root)
+    # The tables, and the hard-link snapshots that Store.connect() reads them through.
+    readable = (store.tables_dir, store.snapshots_dir)
+    dirs = {_dir(p) for d in readable for p in (d.absolute(), d.resolve())}
     paths: set[str] = set()
     for p in read_paths:
         p = Path(p).expanduser().resolve()
@@ -238,20 +240,16 @@ def run_query(
     import polars as pl
 
     checked = check_query(query, store.root, allow_writes=allow_writes)
-    with tempfile.TemporaryDirectory(prefix="wattlas-sql-") as spill:
-        con = store.connect()
+    with tempfile.TemporaryDirectory(prefix="wattlas-sql-") as spill, store.reader() as con:
+        guard_connection(con, store.root, temp_dir=spill, read_paths=allow_read,
+                         write_paths=checked.write_paths)
         try:
-            guard_connection(con, store.root, temp_dir=spill, read_paths=allow_read,
-                             write_paths=checked.write_paths)
-            try:
-                for st in checked.statements[:-1]:
-                    con.execute(st).fetchall()  # run to its end, as one query of several does
-                rel = con.sql(checked.statements[-1])
-                return rel.pl() if rel is not None else pl.DataFrame()
-            except duckdb.PermissionException as e:
-                raise QueryRefusedError(_permission_message(e, store, allow_read)) from None
-        finally:
-            con.close()
+            for st in checked.statements[:-1]:
+                con.execute(st).fetchall()  # run to its end, as one query of several does
+            rel = con.sql(checked.statements[-1])
+            return rel.pl() if rel is not None else pl.DataFrame()
+        except duckdb.PermissionException as e:
+            raise QueryRefusedError(_permission_message(e, store, allow_read)) from None
 
 
 def _permission_message(e: Exception, store: Store, allow_read: Sequence[Any]) -> str:

@@ -131,6 +131,10 @@ class Store:
         env = os.environ.get("WATTLAS_CACHE")
         return Path(env).expanduser() if env else self.root / "cache"
 
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.root / ".snapshots"
+
     def staging_dir(self, source: str) -> Path:
         """Where an ingest of ``source`` keeps finished per-file work until it commits."""
         return self.root / ".staging" / source
@@ -191,19 +195,34 @@ class Store:
         """An in-memory DuckDB connection with every table of the store as a view.
 
         Tables with no rows yet exist as empty views with their declared columns, so queries
-        written against the schema run on any store.
+        written against the schema run on any store. The connection reads a snapshot (see
+        :meth:`snapshot`) that it releases when it is garbage-collected; :meth:`reader` releases
+        it at the end of a ``with`` block.
         """
+        return self._open()[0]
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection as :meth:`connect` gives, closed with its snapshot when the block ends."""
+        con, release = self._open()
+        try:
+            yield con
+        finally:
+            con.close()
+            release()
+
+    def _open(self) -> tuple[duckdb.DuckDBPyConnection, weakref.finalize]:
         import duckdb
 
         snap = self.snapshot()
         con = duckdb.connect()
         # The snapshot's links live as long as the connection (and until exit at the latest).
-        weakref.finalize(con, snap.close)
+        release = weakref.finalize(con, snap.close)
         # Zoned timestamps read back in UTC on every host, not in the machine's local zone.
         con.execute("SET TimeZone = 'UTC'")
         for name in sorted(set(TABLES) | set(snap.catalog["tables"])):
             con.execute(self._view_sql(con, name, snap.files(name)))
-        return con
+        return con, release
 
     def snapshot(self) -> Snapshot:
         """The committed files of the current catalog, readable until :meth:`Snapshot.close`.
@@ -241,8 +260,7 @@ class Store:
         )
 
     def _new_snapshot_dir(self) -> Path | None:
-        base = self.root / ".snapshots"
-        path = base / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        path = self.snapshots_dir / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         try:
             path.mkdir(parents=True)
         except OSError:
@@ -321,11 +339,8 @@ class Store:
 
     def sql(self, query: str) -> pl.DataFrame:
         """Run ``query`` against the store's views and return a polars DataFrame."""
-        con = self.connect()
-        try:
+        with self.reader() as con:
             return con.sql(query).pl()
-        finally:
-            con.close()
 
     # ----------------------------------------------------------------- writes
     @contextlib.contextmanager
@@ -423,7 +438,7 @@ class Store:
         for tmp in self.root.glob(".catalog-*.json"):
             tmp.unlink(missing_ok=True)
         self._recover_pending()
-        _remove_dead_snapshots(self.root / ".snapshots")
+        _remove_dead_snapshots(self.snapshots_dir)
         if not self.tables_dir.exists():
             return
         referenced = self._referenced()

@@ -45,7 +45,8 @@ def _progress():
     )
 
 
-def run_ingest(source_id: str, paths: list[Path] | None, store_path: Path | None, workers: int | None):
+def run_ingest(source_id: str, paths: list[Path] | None, store_path: Path | None, workers: int | None,
+               archive_limits=None):
     """Ingest with a progress bar on stderr: files done, rows, bytes and MB/s."""
     from ..ingest import ingest
 
@@ -73,7 +74,19 @@ def run_ingest(source_id: str, paths: list[Path] | None, store_path: Path | None
 
         # Downloads draw their own bars in the same progress display.
         return ingest(source_id, paths or None, store, workers=workers, on_event=on_event,
-                      progress=progress)
+                      progress=progress, archive_limits=archive_limits)
+
+
+def _byte_size(text: str | None) -> int | None:
+    from ..ingest.archive import parse_bytes
+
+    if text is None:
+        return None
+    try:
+        return parse_bytes(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
+
 
 
 def ingest_cmd(
@@ -88,6 +101,15 @@ def ingest_cmd(
         bool,
         typer.Option("--replace", help="With `ingest release`: also replace rows an ingest wrote (listed first)."),
     ] = False,
+    max_expand_ratio: Annotated[float | None, typer.Option(
+        help="Archives: most bytes written per compressed byte read (default 200, or "
+             "$WATTLAS_MAX_EXPAND_RATIO).", show_default=False)] = None,
+    max_member_bytes: Annotated[str | None, typer.Option(
+        metavar="SIZE", help="Archives: largest member (default 16GiB, or $WATTLAS_MAX_MEMBER_BYTES).",
+        show_default=False)] = None,
+    max_archive_bytes: Annotated[str | None, typer.Option(
+        metavar="SIZE", help="Archives: most bytes one archive may expand to (default 64GiB, or "
+                             "$WATTLAS_MAX_ARCHIVE_BYTES).", show_default=False)] = None,
 ) -> None:
     """Ingest a source into the store: download (or read --from) its raw files and write tables.
 
@@ -106,7 +128,15 @@ def ingest_cmd(
             "--replace applies only to `wattlas ingest release`; an ingest of raw files always replaces "
             "the rows of the files it reads"
         )
-    report = run_ingest(source_id, from_, store, workers)
+    limits = None
+    if (max_expand_ratio, max_member_bytes, max_archive_bytes) != (None, None, None):
+        from ..ingest.archive import ArchiveLimits
+
+        limits = ArchiveLimits.from_env().replace(
+            max_expand_ratio=max_expand_ratio, max_member_bytes=_byte_size(max_member_bytes),
+            max_archive_bytes=_byte_size(max_archive_bytes),
+        )
+    report = run_ingest(source_id, from_, store, workers, limits)
     for table, rows in sorted(report.rows.items()):
         err.print(f"{table}: {rows:,} rows written")
     for what, count in sorted(report.stats.items()):
@@ -192,11 +222,26 @@ def tables_cmd(store: StoreOpt = None, fmt: FormatOpt = OutputFormat.table) -> N
 def sources_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the registry as JSON.")] = False,
     fmt: FormatOpt = OutputFormat.table,
+    forget: Annotated[list[str] | None, typer.Option(
+        "--forget", metavar="SOURCE/FILE",
+        help="Forget the hash recorded on first download of an unpinned file (repeatable), so that "
+             "the next download records the publisher's new file.", show_default=False)] = None,
+    store: StoreOpt = None,
 ) -> None:
     """List the registered sources: files, hashes (pinned or not), licence and citation."""
     from dataclasses import asdict
 
     from ..ingest.registry import sources
+
+    if forget:
+        from ..ingest.download import RECORD, forget_recorded_hash
+
+        cache_dir = open_store(store).cache_dir
+        for key in forget:
+            old = forget_recorded_hash(cache_dir, key)
+            err.print(f"forgot sha256:{old} of {key} (in {cache_dir / RECORD}); the next download records it anew",
+                      highlight=False)
+        return
 
     srcs = sources()
     if as_json or fmt is OutputFormat.json:

@@ -56,7 +56,7 @@ from typing import Any
 from .._files import sha256_file
 from ..errors import InputFormatError, WattlasError, store_disk_error
 from ..store import Store, _safe_file_part
-from .archive import archive_format, copy_member, iter_members
+from .archive import ArchiveLimits, archive_format, copy_member, iter_members
 from .parts import collect_stats, merge_parts
 from .registry import Source, get_source, source_module
 
@@ -312,13 +312,15 @@ def ingest(
     workers: int | None = None,
     on_event: EventCallback | None = None,
     progress: Any = None,
+    archive_limits: ArchiveLimits | None = None,
 ) -> IngestReport:
     """Ingest ``source_id`` from local ``paths`` (files, archives or directories) or by downloading.
 
     Returns an :class:`IngestReport`. Raises :class:`~wattlas.errors.InputFormatError` (file,
     line, column) on malformed input, in which case the store's tables are unchanged. Events
     for a progress display go to ``on_event(kind, info)``: ``start`` (files, bytes, archives),
-    ``file_done`` (files, rows, bytes, resumed) and ``progress`` (bytes).
+    ``file_done`` (files, rows, bytes, resumed) and ``progress`` (bytes). ``archive_limits``
+    bound what archives may expand to (default: :meth:`ArchiveLimits.from_env`).
 
     Examples
     --------
@@ -342,6 +344,7 @@ def ingest(
     staging = store.staging_dir(source.id)
     with store.transaction(source.id) as tx:
         run = _Run(source.id, staging, emit, report)
+        run.archive_limits = archive_limits
         results = run.execute(inputs, workers)
         keys = _by_key(results)
         _check_groups(store, source.id, keys)
@@ -372,6 +375,7 @@ class _Run:
         self.extract_dir = staging / "_in"
         self._n_extracted = 0
         self.token = uuid.uuid4().hex
+        self.archive_limits: ArchiveLimits | None = None
 
     # ---------------------------------------------------------------- driver
     def execute(self, inputs: list[InputFile], workers: int | None) -> list[dict[str, Any]]:
@@ -456,7 +460,7 @@ class _Run:
             self.extract_dir.mkdir(parents=True, exist_ok=True)
             last_pos = 0
             n_members = 0
-            for member in iter_members(path, inp.key):
+            for member in iter_members(path, inp.key, self.archive_limits):
                 logical = PurePosixPath(path.as_posix()) / member.name
                 if not self.module.accepts(self.source_id, logical):
                     log.debug("%s: skipping member %s (not part of %s)", inp.key, member.name, self.source_id)
