@@ -9,9 +9,13 @@ loads the bytes it hashed itself (an object sent back by pickle would be its own
 
 from __future__ import annotations
 
-import resource
 import sys
 import warnings
+
+try:
+    import resource
+except ImportError:  # not on Windows: the child still isolates crashes and the parent's timeout holds
+    resource = None
 
 
 def _vm_size_bytes() -> int:
@@ -28,6 +32,8 @@ def _vm_size_bytes() -> int:
 
 def _limit(memory_allowance_bytes: int, cpu_s: int) -> None:
     """Cap CPU time, core dumps and (on top of what the imports already mapped) address space."""
+    if resource is None:
+        return
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     base = _vm_size_bytes()

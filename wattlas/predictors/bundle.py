@@ -166,6 +166,11 @@ def save(predictor: Predictor, directory: str | os.PathLike[str], *, card: bool 
     if extra:
         tmp.unlink()
         raise UntrustedModelError(f"refusing to save: the model holds types outside TRUSTED_TYPES: {sorted(extra)}")
+    try:  # never write a file that load() would refuse
+        check_model_file(path, tmp.read_bytes())
+    except UntrustedModelError as e:
+        tmp.unlink()
+        raise UntrustedModelError(f"refusing to save: {e}") from e
     os.replace(tmp, path)
     meta = dict(predictor.meta)
     meta["sha256"] = sha256_file(path)
@@ -184,10 +189,17 @@ def available(directory: str | os.PathLike[str] | None = None) -> list[str]:
     return sorted(p.stem for p in d.glob("*.skops"))
 
 
+#: Largest ``<name>.json`` read (the shipped ones are at most 13 KB).
+MAX_META_BYTES = 4 * 2**20
+
+
 def read_meta(name: str, directory: str | os.PathLike[str] | None = None) -> dict:
     d = Path(directory) if directory is not None else MODELS_DIR
     path = d / f"{name}.json"
     try:
+        if path.stat().st_size > MAX_META_BYTES:
+            raise UntrustedModelError(f"{path} is {path.stat().st_size:,} bytes, over the {MAX_META_BYTES:,}-byte "
+                                      "limit for a model's metadata; the model files are damaged")
         return json.loads(path.read_text())
     except FileNotFoundError:
         known = ", ".join(available(d)) or "none"
@@ -195,8 +207,9 @@ def read_meta(name: str, directory: str | os.PathLike[str] | None = None) -> dic
             f"no model {name!r} in {d} (available: {known}); train one with "
             f"`wattlas predictors train {name} --store DIR`"
         ) from None
-    except json.JSONDecodeError as e:
-        raise UntrustedModelError(f"{path} is not valid JSON ({e}); the model files are damaged") from e
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise UntrustedModelError(f"{path} is not valid JSON ({type(e).__name__}: {e}); the model files are "
+                                  "damaged") from e
 
 
 def load(name: str, directory: str | os.PathLike[str] | None = None) -> Predictor:

@@ -449,8 +449,11 @@ class TrialLoad:
             raise _refuse(self.path, f"loading it in a separate process took over {self.timeout_s:g} s") from None
         code = self.proc.returncode
         if code < 0:
-            raise _refuse(self.path, f"loading it in a separate process killed that process with "
-                                     f"{signal.Signals(-code).name}")
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            raise _refuse(self.path, f"loading it in a separate process killed that process with {name}")
         if code != 0:
             last = (err.decode(errors="replace").strip().splitlines() or ["no message"])[-1][:500]
             if "MemoryError" in last:
