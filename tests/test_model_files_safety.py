@@ -140,6 +140,20 @@ def _cycle(schema: dict, members: dict[str, bytes], k: int = 16) -> None:
     tree["key_types"]["content"].append(tree["key_types"]["content"][0])
 
 
+def _shared_blowup(schema: dict, members: dict[str, bytes], levels: int = 40) -> None:
+    """No cycle: each list holds the next one twice, and skops' audit walks it 2**40 times."""
+    base = 8_000_000_000
+    inner: dict = {"__class__": "list", "__module__": "builtins", "__loader__": "ListNode", "__id__": base,
+                   "content": []}
+    for i in range(1, levels):
+        ref = {"__class__": "list", "__module__": "builtins", "__loader__": "ListNode", "__id__": inner["__id__"]}
+        inner = {"__class__": "list", "__module__": "builtins", "__loader__": "ListNode", "__id__": base + i,
+                 "content": [inner, ref]}
+    tree = next(n for n in _nodes(schema) if n.get("__class__") == "TreePredictor")["content"]
+    tree["content"]["extra"] = inner
+    tree["key_types"]["content"].append(tree["key_types"]["content"][0])
+
+
 def _huge_header(schema: dict, members: dict[str, bytes]) -> None:
     """The tree's node array keeps its bytes but its header claims 10**9 records."""
     member = _first_tree(schema)["nodes"]["file"]
@@ -181,6 +195,7 @@ def _set_feature(nodes: np.ndarray) -> None:
 ATTACKS = {
     # name: (craft(path), words the refusal must contain)
     "cycle": (lambda p: _rewrite(p, _cycle), "reference cycle"),
+    "shared-reference-blowup": (lambda p: _rewrite(p, _shared_blowup), "expands to over 250,000 nodes"),
     "child-out-of-range": (lambda p: _rewrite(p, _edit_tree_nodes(_set_left)), "left child 1000000000"),
     "npy-header-claims-1e9": (lambda p: _rewrite(p, _huge_header), "declares shape (1000000000,)"),
     "deflate-bomb": (_bomb, "expand to"),
@@ -194,7 +209,8 @@ def test_crafted_model_file_is_refused_with_exit_1(attack: str, tmp_path: Path):
     path = _copy_model(models)
     craft(path)
     r = _run_predict(models, tmp_path)
-    # Before the fix: the cycle ran until killed, the child index crashed with SIGSEGV (-11),
+    # Before the fix: the cycle and the shared references ran until killed (60 s), the child
+    # index crashed with SIGSEGV (-11), the header claim failed on allocating 52 GiB,
     # and the bomb (1.5 MiB on disk) peaked at 1,003 MiB and exited 0.
     assert not r["timed_out"], r
     assert r["code"] == 1, r

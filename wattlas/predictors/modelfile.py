@@ -48,6 +48,10 @@ MAX_MEMBERS = 20_000
 EXPANSION_RATIO = 32
 #: ... plus this much, so that tiny files are not refused for a large ``schema.json``.
 EXPANSION_FLOOR_BYTES = 4 * 2**20
+#: Most bytes all members together may expand to, whatever the file's size (shipped: 3 MB) ...
+MAX_EXPANDED_BYTES = 256 * 2**20
+#: ... and ``schema.json`` alone (shipped: at most 1.7 MB), parsed in full by ``json``.
+MAX_SCHEMA_BYTES = 32 * 2**20
 #: Deepest node nesting (shipped: 9 levels).
 MAX_DEPTH = 64
 #: Most nodes with shared references expanded, the work of skops' audit (shipped: at most 5,600).
@@ -128,19 +132,22 @@ def check_model_file(path: Path, data: bytes) -> int:
     Returns the bytes its members expand to. Raises :class:`UntrustedModelError` naming the file
     and the first problem found.
     """
-    _check_member_count(path, data)
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as e:
-        raise _refuse(path, f"it is not a readable skops file (not a zip file: {e})") from e
-    with zf:
+        return _check(path, data)
+    except UntrustedModelError:
+        raise
+    except Exception as e:  # any other failure to read untrusted bytes (zlib, zip, shapes): refuse
+        raise _refuse(path, f"it is not a readable skops file ({type(e).__name__}: {e})") from e
+
+
+def _check(path: Path, data: bytes) -> int:
+    _check_member_count(path, data)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
         expanded_bytes = _check_members(path, zf, len(data))
         try:
             schema = json.loads(zf.read("schema.json"))
         except KeyError:
             raise _refuse(path, "it is not a readable skops file (no schema.json)") from None
-        except (ValueError, RecursionError) as e:
-            raise _refuse(path, f"it is not a readable skops file (schema.json: {type(e).__name__}: {e})") from e
         walk = _walk_schema(path, schema)
         headers = {member: _check_array_header(path, zf, member, where) for member, where in walk.arrays.items()}
         _check_boosters(path, zf, walk, headers)
@@ -165,14 +172,18 @@ def _check_members(path: Path, zf: zipfile.ZipFile, file_bytes: int) -> int:
     names = [i.filename for i in infos]
     if len(set(names)) != len(names):
         raise _refuse(path, "its zip directory names a member twice")
-    limit = EXPANSION_RATIO * file_bytes + EXPANSION_FLOOR_BYTES
+    schema = next((i for i in infos if i.filename == "schema.json"), None)
+    if schema is not None and schema.file_size > MAX_SCHEMA_BYTES:
+        raise _refuse(path, f"its schema.json expands to {schema.file_size:,} bytes, over the limit of "
+                            f"{MAX_SCHEMA_BYTES:,}")
+    limit = min(EXPANSION_RATIO * file_bytes + EXPANSION_FLOOR_BYTES, MAX_EXPANDED_BYTES)
     total = sum(i.file_size for i in infos)
     if total > limit:
         biggest = max(infos, key=lambda i: i.file_size)
         raise _refuse(path, f"its members expand to {total:,} bytes (the largest, {biggest.filename}, to "
                             f"{biggest.file_size:,} from {biggest.compress_size:,}), over the limit of "
                             f"{limit:,} bytes for a {file_bytes:,}-byte file ({EXPANSION_RATIO}x its size + "
-                            f"{EXPANSION_FLOOR_BYTES // 2**20} MiB)")
+                            f"{EXPANSION_FLOOR_BYTES // 2**20} MiB, at most {MAX_EXPANDED_BYTES // 2**20} MiB)")
     return total
 
 
@@ -305,7 +316,7 @@ def _check_array_header(path: Path, zf: zipfile.ZipFile, member: str, where: str
     try:
         with zf.open(info) as f:
             header = _read_npy_header(f)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError) as e:
+    except Exception as e:  # numpy, zipfile and zlib each raise their own on damaged bytes
         raise _refuse(path, f"array {member} ({where}) has a damaged .npy header ({type(e).__name__}: {e})") from e
     if header.dtype.hasobject:
         raise _refuse(path, f"array {member} ({where}) holds Python objects (dtype {header.dtype})")
@@ -349,7 +360,15 @@ def _load_array(zf: zipfile.ZipFile, member: str, header: _ArrayHeader) -> np.nd
 def _attrs(walk: _Walk, obj: dict) -> dict[str, dict]:
     """The attribute nodes of an ObjectNode (references resolved to their definitions)."""
     content = _resolve(walk, obj.get("content") or {})
-    return {k: _resolve(walk, v) for k, v in (content.get("content") or {}).items()}
+    attrs = content.get("content") if content.get("__loader__") == "DictNode" else None
+    return {k: _resolve(walk, v) for k, v in attrs.items()} if isinstance(attrs, dict) else {}
+
+
+def _items(walk: _Walk, state: dict | None) -> list[dict]:
+    """The item nodes of a ListNode or TupleNode (resolved), none for anything else."""
+    if not state or state.get("__loader__") not in ("ListNode", "TupleNode"):
+        return []
+    return [_resolve(walk, s) for s in state["content"]]
 
 
 def _resolve(walk: _Walk, state: dict) -> dict:
@@ -359,7 +378,7 @@ def _resolve(walk: _Walk, state: dict) -> dict:
 def _json_int(walk: _Walk, state: dict | None) -> int | None:
     if not state or state.get("__loader__") != "JsonNode":
         return None
-    value = json.loads(state["content"])
+    value = json.loads(state["content"]) if isinstance(state.get("content"), str) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -377,8 +396,8 @@ def _check_boosters(path: Path, zf: zipfile.ZipFile, walk: _Walk, headers: dict[
         if flags.get("__loader__") != "JsonNode" or flags.get("content") != "null":
             raise _refuse(path, "a gradient-boosted model in it has categorical features, which wattlas models "
                                 "never have")
-        for iteration in (_resolve(walk, s) for s in attrs.get("_predictors", {}).get("content") or []):
-            for tree in (_resolve(walk, s) for s in iteration.get("content") or []):
+        for iteration in _items(walk, attrs.get("_predictors")):
+            for tree in _items(walk, iteration):
                 if tree.get("__class__") != "TreePredictor":
                     raise _refuse(path, "a gradient-boosted model's _predictors holds something other than trees")
                 _check_tree(path, zf, walk, tree, n_features, headers, PREDICTOR_RECORD_DTYPE)
