@@ -7,7 +7,8 @@ index of 10**9 crashes the process with SIGSEGV at predict time). :func:`check_m
 reads the zip directory, ``schema.json`` and the ``.npy`` headers only, and refuses a file
 
 * larger than :data:`MAX_FILE_BYTES`, with more than :data:`MAX_MEMBERS` members, or whose
-  members would expand to more than :data:`EXPANSION_RATIO` times the file (plus a floor);
+  members would expand to more than :data:`EXPANSION_RATIO` times the file (plus a floor, at
+  most :data:`MAX_EXPANDED_BYTES`; zipfile stops each member at its declared size);
 * whose node tree holds a node type that no wattlas model uses, a reference cycle, a reference
   to an unknown object, more than :data:`MAX_DEPTH` levels or more than :data:`MAX_NODES` nodes
   once shared references are expanded (which is what skops' audit walks);
@@ -16,7 +17,9 @@ reads the zip directory, ``schema.json`` and the ``.npy`` headers only, and refu
   feature indices exceed the booster's feature count, or with categorical splits (wattlas
   models have none; their bitset arithmetic runs unchecked in native code).
 
-Only the tree arrays (a few KiB each, after the size checks) are read in full.
+Only the tree arrays and the binning's categorical flags (a few KiB each, after the size
+checks) are read in full. :func:`start_trial_load` then loads a user's file once in a child
+process with memory, CPU and wall-time limits, for whatever these checks miss.
 """
 
 from __future__ import annotations
