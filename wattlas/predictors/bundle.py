@@ -3,8 +3,11 @@
 A predictor is three files side by side: ``<name>.skops`` (the fitted estimator, never pickle),
 ``<name>.json`` (feature contract, training data, grouped-CV metrics, training envelope, library
 versions and the SHA-256 of the ``.skops`` file) and ``<name>.md`` (the model card, written with
-``skops.card.Card``). Loading checks the hash and then asks skops which types the file would
-build; a type not on :data:`TRUSTED_TYPES` refuses the file before anything is constructed.
+``skops.card.Card``). Loading reads the file once and checks its hash, then checks its zip
+directory, node tree (only node types wattlas models hold), array headers and tree arrays
+statically (:mod:`wattlas.predictors.modelfile`) before skops reads it. A file from a user's
+directory is then loaded once in a child process with memory and time limits. skops audits the
+types against :data:`TRUSTED_TYPES` before it constructs anything.
 
 Examples
 --------
@@ -30,6 +33,7 @@ import numpy as np
 
 from ..errors import WattlasError
 from .definitions import ModelDef, get_definition
+from .modelfile import UntrustedModelError, check_model_file, read_model_bytes, start_trial_load
 
 if TYPE_CHECKING:
     import polars as pl
@@ -77,10 +81,6 @@ TRUSTED_TYPES = (
     "wattlas.predictors.estimators.ResidualBoostingRegressor",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
 )
-
-
-class UntrustedModelError(WattlasError):
-    """A model file that is damaged, altered, or would build types outside the allow-list."""
 
 
 def sha256_file(path: Path) -> str:
@@ -166,6 +166,11 @@ def save(predictor: Predictor, directory: str | os.PathLike[str], *, card: bool 
     if extra:
         tmp.unlink()
         raise UntrustedModelError(f"refusing to save: the model holds types outside TRUSTED_TYPES: {sorted(extra)}")
+    try:  # never write a file that load() would refuse
+        check_model_file(path, tmp.read_bytes())
+    except UntrustedModelError as e:
+        tmp.unlink()
+        raise UntrustedModelError(f"refusing to save: {e}") from e
     os.replace(tmp, path)
     meta = dict(predictor.meta)
     meta["sha256"] = sha256_file(path)
@@ -184,10 +189,17 @@ def available(directory: str | os.PathLike[str] | None = None) -> list[str]:
     return sorted(p.stem for p in d.glob("*.skops"))
 
 
+#: Largest ``<name>.json`` read (the shipped ones are at most 13 KB).
+MAX_META_BYTES = 4 * 2**20
+
+
 def read_meta(name: str, directory: str | os.PathLike[str] | None = None) -> dict:
     d = Path(directory) if directory is not None else MODELS_DIR
     path = d / f"{name}.json"
     try:
+        if path.stat().st_size > MAX_META_BYTES:
+            raise UntrustedModelError(f"{path} is {path.stat().st_size:,} bytes, over the {MAX_META_BYTES:,}-byte "
+                                      "limit for a model's metadata; the model files are damaged")
         return json.loads(path.read_text())
     except FileNotFoundError:
         known = ", ".join(available(d)) or "none"
@@ -195,44 +207,46 @@ def read_meta(name: str, directory: str | os.PathLike[str] | None = None) -> dic
             f"no model {name!r} in {d} (available: {known}); train one with "
             f"`wattlas predictors train {name} --store DIR`"
         ) from None
-    except json.JSONDecodeError as e:
-        raise UntrustedModelError(f"{path} is not valid JSON ({e}); the model files are damaged") from e
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise UntrustedModelError(f"{path} is not valid JSON ({type(e).__name__}: {e}); the model files are "
+                                  "damaged") from e
 
 
 def load(name: str, directory: str | os.PathLike[str] | None = None) -> Predictor:
     """Load predictor ``name`` (shipped, or from ``directory``), refusing untrusted files.
 
     Raises :class:`UntrustedModelError` when the ``.skops`` file's SHA-256 differs from the one
-    recorded beside it, when it is not a valid skops file, or when it would construct any type
-    outside :data:`TRUSTED_TYPES`.
+    recorded beside it, when it fails the static checks of :mod:`wattlas.predictors.modelfile`
+    (size, node tree, arrays, tree indices), when it would construct any type outside
+    :data:`TRUSTED_TYPES`, or (for a ``directory`` other than the shipped models) when loading
+    it in a limited child process crashes, runs out of memory or time.
     """
-    import skops.io as sio
-
     definition = get_definition(name)
     d = Path(directory) if directory is not None else MODELS_DIR
     meta = read_meta(name, d)
     path = d / f"{name}.skops"
     if not path.is_file():
         raise WattlasError(f"{path} is missing (its {name}.json is there)")
-    digest = sha256_file(path)
+    # One read: the bytes hashed, checked and loaded are the same even if the file changes.
+    data = read_model_bytes(path)
+    digest = hashlib.sha256(data).hexdigest()
     if digest != meta.get("sha256"):
         raise UntrustedModelError(
             f"{path}: SHA-256 {digest} differs from the recorded {meta.get('sha256')}; the file was altered "
             "after it was written. Refusing to load it; reinstall wattlas or retrain the model."
         )
-    try:
-        untrusted = sio.get_untrusted_types(file=path)
-    except Exception as e:  # skops raises zipfile/JSON/key errors on damaged files
-        raise UntrustedModelError(f"{path} is not a readable skops file ({type(e).__name__}: {e})") from e
-    extra = sorted(set(untrusted) - set(TRUSTED_TYPES))
-    if extra:
-        raise UntrustedModelError(
-            f"{path} would construct types that wattlas does not trust: {extra}. Refusing to load it."
-        )
-    try:
-        est = sio.load(path, trusted=list(TRUSTED_TYPES))
-    except Exception as e:
-        raise UntrustedModelError(f"{path} could not be loaded safely ({type(e).__name__}: {e})") from e
+    expanded_bytes = check_model_file(path, data)
+    # A user's directory is untrusted as a whole (its .json hash included): the shipped models
+    # come with the package and skip the child process, which costs a second scikit-learn import.
+    trial = None if d.resolve() == MODELS_DIR else start_trial_load(path, digest, expanded_bytes)
+    if trial is not None:
+        try:
+            import skops.io  # noqa: F401  (this process's import overlaps the child's)
+
+            trial.wait()
+        finally:
+            trial.cancel()
+    est = _build(path, data)
     from .estimators import MultiTargetResidualRegressor, ResidualBoostingRegressor
 
     if not isinstance(est, ResidualBoostingRegressor | MultiTargetResidualRegressor):
@@ -244,3 +258,19 @@ def load(name: str, directory: str | os.PathLike[str] | None = None) -> Predicto
             f"{path} was fitted on features {names}, this wattlas computes {expected}: retrain the model"
         )
     return Predictor(definition, est, meta)
+
+
+def _build(path: Path, data: bytes) -> Any:
+    """The estimator in ``data``; skops audits its types against :data:`TRUSTED_TYPES` before building any."""
+    import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    try:
+        return sio.loads(data, trusted=list(TRUSTED_TYPES))
+    except UntrustedTypesFoundException as e:
+        raise UntrustedModelError(
+            f"{path} would construct types that wattlas does not trust ({str(e).splitlines()[0]}). "
+            "Refusing to load it."
+        ) from e
+    except Exception as e:
+        raise UntrustedModelError(f"{path} could not be loaded safely ({type(e).__name__}: {e})") from e
