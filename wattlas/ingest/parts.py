@@ -200,7 +200,10 @@ def first_out_of_bounds(part: Path, table: str) -> BoundViolation | None:
     import polars as pl
     import pyarrow.parquet as pq
 
-    checks = bound_checks(table, set(pq.read_schema(part).names))
+    pf = pq.ParquetFile(part)
+    checks = bound_checks(table, set(pf.schema_arrow.names))
+    for name in [n for n in checks if _within_by_statistics(pf, table, n)]:
+        del checks[name]
     if not checks:
         return None
     lf = pl.scan_parquet(part)
@@ -219,6 +222,30 @@ def first_out_of_bounds(part: Path, table: str) -> BoundViolation | None:
         if pl.DataFrame({name: [found[name]]}).select(expr).item():
             return BoundViolation(int(found["_row"]), name, found[name], problem)
     raise AssertionError("a row flagged out of bounds breaks no bound")  # pragma: no cover
+
+
+def _within_by_statistics(pf: Any, table: str, name: str) -> bool:
+    """Whether the row-group statistics alone prove integer column ``name`` inside its bounds.
+
+    Integers are always finite, so min and max settle it without decoding a value; floats are
+    always scanned (Parquet statistics leave NaN out).
+    """
+    from ..schemas import get_table
+
+    column = next(c for c in get_table(table).columns if c.name == name)
+    if column.type.startswith("float"):
+        return False
+    meta = pf.metadata
+    idx = pf.schema_arrow.get_field_index(name)
+    for rg in range(meta.num_row_groups):
+        stats = meta.row_group(rg).column(idx).statistics
+        if stats is None or not stats.has_min_max:
+            if stats is not None and stats.null_count == meta.row_group(rg).num_rows:
+                continue  # all null: nothing to check
+            return False
+        if (column.min is not None and stats.min < column.min) or (column.max is not None and stats.max > column.max):
+            return False
+    return True
 
 
 def check_bounds(part: Path, table: str, display: str) -> None:
