@@ -4,7 +4,8 @@ The format checks re-implement each tool's documented read path (vLLM's BurstGPT
 with pandas, filters GPT-4 and Response tokens > 0, takes columns 2 and 3 by position; vidur's
 TraceReplayRequestGenerator reads arrived_at/num_prefill_tokens/num_decode_tokens with pandas;
 AIPerf's mooncake_trace rows are JSON objects with integer-millisecond timestamp, input_length,
-output_length) and our own BurstGPT ingest reads the BurstGPT export back.
+output_length, hash_ids; tests/test_workload_mooncake.py checks hash_ids and the replay tools)
+and our own BurstGPT ingest reads the BurstGPT export back.
 """
 
 from __future__ import annotations
@@ -91,8 +92,9 @@ def test_jsonl_export_follows_the_mooncake_schema(sample_store, tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == wf.requests > 0
     for r in rows:
-        assert set(r) == {"timestamp", "input_length", "output_length"}
-        assert all(isinstance(v, int) and v >= 0 for v in r.values())
+        assert list(r) == ["timestamp", "input_length", "output_length", "hash_ids"]
+        assert all(isinstance(r[k], int) and r[k] >= 0 for k in ("timestamp", "input_length", "output_length"))
+        assert len(r["hash_ids"]) == -(-r["input_length"] // 512)  # the rest: tests/test_workload_mooncake.py
     ts = [r["timestamp"] for r in rows]
     assert ts == sorted(ts) and ts[0] == 0 and ts[-1] < 120_000
 

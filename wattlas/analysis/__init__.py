@@ -27,12 +27,20 @@ from .requests import (
     token_stats,
 )
 from .summary import trace_summary
-from .workload import export_workload, synthesize_workload, workload_slice, write_workload
+from .workload import (
+    block_hash_ids,
+    export_workload,
+    synthesize_workload,
+    synthesize_workload_with_target,
+    workload_slice,
+    write_workload,
+)
 
 __all__ = [
     "FAMILIES", "Input", "arrival_rate", "autocorrelation", "bursts", "cdf", "dispersion_index",
     "failure_rates", "fit_column", "fit_distributions", "fit_interarrivals", "interarrival_gaps",
     "interarrival_stats", "periodicity", "profile", "session_stats", "sessions", "spectrum",
     "token_correlation", "token_histogram", "token_joint_histogram", "token_stats", "trace_summary",
-    "export_workload", "synthesize_workload", "workload_slice", "write_workload", "build_report",
+    "block_hash_ids", "export_workload", "synthesize_workload", "synthesize_workload_with_target",
+    "workload_slice", "write_workload", "build_report",
 ]
