@@ -76,7 +76,7 @@ def _assert_faithful(result: dict[str, Any], source: pl.DataFrame) -> None:
 
 
 def test_aiperf_replays_the_export_with_exact_lengths_and_arrivals(shared_data, tmp_path):
-    pytest.importorskip("aiperf", reason="AIPerf is in the `consumers` extra (pip install -e '.[consumers]')")
+    pytest.importorskip("aiperf", reason="AIPerf is in the test extra (pip install -e '.[test]')")
     source = _azure_code_requests(shared_data)
     trace = _export_code_slice(shared_data, tmp_path)
     result = _replay("aiperf", trace, tmp_path)
@@ -87,7 +87,7 @@ def test_aiperf_replays_the_export_with_exact_lengths_and_arrivals(shared_data, 
 
 
 def test_guidellm_replays_the_export_with_exact_lengths_and_arrivals(shared_data, tmp_path):
-    pytest.importorskip("guidellm", reason="GuideLLM is in the `consumers` extra (pip install -e '.[consumers]')")
+    pytest.importorskip("guidellm", reason="GuideLLM is in the test extra (pip install -e '.[test]')")
     source = _azure_code_requests(shared_data)
     trace = _export_code_slice(shared_data, tmp_path)
     # GuideLLM's kind=mooncake rejects a trace without hash_ids ("Trace missing required columns")
