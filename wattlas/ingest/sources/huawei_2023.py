@@ -3,7 +3,8 @@
 One zip per metric, each a folder of daily wide CSVs ``day,time,<function>...`` (Private: 200
 functions, 141 of 235 days, per-minute and per-second; Public: 5,093 functions, 26 days,
 per-minute requests). The folder name carries the metric and bin (``requests_minute``,
-``function_delay_second``, ...). Requests go to ``function_invocations`` (non-zero bins only);
+``function_delay_second``, ...); for day files at the root of a zip, the zip's name does
+(``cpu_limit_minute.zip``). Requests go to ``function_invocations`` (non-zero bins only);
 every other metric to ``function_metrics``. An empty cell means the function had no activity in
 that bin and is not stored. Times are seconds since 00:00 of day 0.
 """
@@ -71,7 +72,24 @@ UNITS = {"function_delay": None, "platform_delay": None, "cpu_usage": "fraction"
 def accepts(source_id: str, path: Path | PurePosixPath) -> bool:
     if _ZIP.match(path.name):
         return True
-    return bool(_DAY.match(path.name)) and bool(_METRIC.match(PurePosixPath(str(path)).parent.name))
+    return bool(_DAY.match(path.name)) and _metric_folder(PurePosixPath(str(path))) is not None
+
+
+def _metric_folder(logical: PurePosixPath) -> str | None:
+    """The ``<metric>_<bin>`` name that says what a day file holds, or None.
+
+    The member's own folder when it is a metric folder (the public zip:
+    ``public_dataset/csv_files/requests_minute/day_00.csv``); else, for a file at the root of an
+    archive, the archive's name (``cpu_limit_minute.zip`` -> ``cpu_limit_minute``): nothing
+    public shows the layout of the private per-metric zips, so both are taken.
+    """
+    folder = logical.parent.name
+    if _METRIC.match(folder):
+        return folder
+    stem = folder.removesuffix(".zip")
+    if stem != folder and _METRIC.match(stem):
+        return stem
+    return None
 
 
 def trace_of(logical: PurePosixPath) -> str:
@@ -85,11 +103,13 @@ def trace_of(logical: PurePosixPath) -> str:
 
 
 def metric_of(logical: PurePosixPath, display: str) -> tuple[str, int]:
-    m = _METRIC.match(logical.parent.name)
+    folder = _metric_folder(logical)
+    m = _METRIC.match(folder or "")
     if not m:
         raise InputFormatError(
             f"cannot tell the metric: the file must sit in its metric folder (requests_minute, "
-            f"cpu_usage_minute, ...), not {logical.parent.name!r}", file=display,
+            f"cpu_usage_minute, ...) or at the root of a zip named after it (cpu_usage_minute.zip), "
+            f"not in {logical.parent.name!r}", file=display,
         )
     return m.group("metric"), 60 if m.group("bin") == "minute" else 1
 
@@ -103,7 +123,8 @@ def _display(logical: PurePosixPath) -> str:
 
 def group(source_id: str, logical: PurePosixPath, path: Path) -> tuple[str, str]:
     # One key per trace and metric folder: 141 daily files become a few large Parquet parts.
-    return f"{trace_of(logical)}-{logical.parent.name}", logical.name
+    # Both zip layouts (folder inside, or files at the root) give the same key.
+    return f"{trace_of(logical)}-{_metric_folder(logical) or logical.parent.name}", logical.name
 
 
 def convert(source_id: str, path: Path, out_dir: Path, *, logical: PurePosixPath) -> dict[str, list[Path]]:
