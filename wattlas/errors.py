@@ -140,6 +140,10 @@ class DownloadError(WattlasError, OSError):
     """A file could not be fetched from its official URL."""
 
 
+class ManualDownloadError(DownloadError):
+    """A source has files that only a person can download (e.g. Google Drive pages): nothing was fetched."""
+
+
 class HashMismatchError(WattlasError, ValueError):
     """A file's SHA-256 differs from the pinned (or previously recorded) value."""
 

@@ -228,7 +228,11 @@ def sources_cmd(
              "the next download records the publisher's new file.", show_default=False)] = None,
     store: StoreOpt = None,
 ) -> None:
-    """List the registered sources: files, hashes (pinned or not), licence and citation."""
+    """List the registered sources: files, hashes (pinned or not), licence and citation.
+
+    A file marked "manual download" (`"automatic": false` in --json, with `manual_download`
+    saying where to get it) cannot be fetched by wattlas: download it by hand and ingest with --from.
+    """
     from dataclasses import asdict
 
     from ..ingest.registry import sources
@@ -248,8 +252,9 @@ def sources_cmd(
         data = []
         for s in srcs:
             d = asdict(s)
-            for f in d["files"]:
-                f["pinned"] = f["sha256"] is not None
+            for f, spec in zip(d["files"], s.files, strict=True):
+                f["pinned"] = spec.pinned
+                f["automatic"] = spec.automatic
             data.append(d)
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
         return
@@ -258,7 +263,8 @@ def sources_cmd(
 
         print_frame(pl.DataFrame([
             {"id": s.id, "title": s.title, "tables": ",".join(s.tables), "files": len(s.files),
-             "unpinned_files": sum(not f.pinned for f in s.files), "licence": s.licence,
+             "unpinned_files": sum(not f.pinned for f in s.files),
+             "manual_download_files": len(s.manual_files), "licence": s.licence,
              "citation": s.citation, "paper": s.paper} for s in srcs
         ]), fmt)
         return
@@ -266,15 +272,20 @@ def sources_cmd(
 
     from ._common import out
 
-    table = Table(title="wattlas sources", show_lines=True)
+    table = Table(title="wattlas sources", show_lines=True, caption=(
+        "Files marked manual download are on hosts wattlas cannot fetch (Google Drive pages): "
+        "`wattlas ingest SOURCE` lists each with where to get it; ingest them with --from DIR. "
+        "All other files download automatically."))
     for col in ("id", "title / files", "tables", "licence", "citation"):
         table.add_column(col, overflow="fold")
     for s in srcs:
         files = "\n".join(
             f"{f.name}" + (f" ({f.size_bytes:,} B)" if f.size_bytes else "")
             + ("" if f.pinned else " [yellow]unpinned[/yellow]")
+            + ("" if f.automatic else " [red]manual download[/red]")
             for f in s.files
         ) or "[dim]generated locally[/dim]"
+
         table.add_row(s.id, f"{s.title}\n{files}", "\n".join(s.tables), s.licence,
                       f"{s.citation}\n{s.paper}")
     out.print(table)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import DownloadError, HashMismatchError, WattlasError
+from ..errors import DownloadError, HashMismatchError, ManualDownloadError, WattlasError
 from .archive import format_bytes, parse_bytes
 from .registry import Source, SourceFile
 
@@ -246,6 +246,31 @@ def file_url(source: Source, f: SourceFile) -> str | None:
     return f.url
 
 
+def require_automatic(source: Source) -> None:
+    """Refuse, before any transfer, a source some of whose files must be downloaded by hand.
+
+    The whole source is refused, not just those files: an ingest needs all of them, and
+    downloading the others first would only waste the transfer. A ``WATTLAS_MIRROR`` serves every
+    file by name, so nothing is refused then. Raises :class:`ManualDownloadError` listing each
+    such file, where to get it and what to click, and the ``--from`` command to run after.
+    """
+    manual = source.manual_files
+    if not manual or os.environ.get("WATTLAS_MIRROR"):
+        return
+    steps = "\n".join(
+        f"- {f.name} from {f.url}: {f.manual_download}" if f.manual_download else f"- {f.name}: no download URL"
+        for f in manual
+    )
+    raise ManualDownloadError(
+        f"{source.id}: {len(manual)} of its {len(source.files)} files cannot be downloaded automatically "
+        "(the publisher links them only on pages such as Google Drive that a plain HTTP client cannot "
+        "fetch), so nothing was downloaded. Download each one by hand into one folder DIR, saved under "
+        "the name shown, then run "
+        f"`wattlas ingest {source.id} --from DIR` (or set WATTLAS_MIRROR to a mirror serving "
+        f"<mirror>/{source.id}/<file name>).\n{steps}"
+    )
+
+
 def recorded_hashes(cache_dir: Path) -> dict[str, str]:
     try:
         return json.loads((cache_dir / RECORD).read_text())
@@ -296,8 +321,11 @@ def fetch(source: Source, f: SourceFile, cache_dir: Path, *, progressbar: Any = 
 
     Raises :class:`DownloadError` naming the URL when the download fails, stalls or is refused
     (see :class:`DownloadLimits`), and :class:`HashMismatchError` when the bytes differ from the
-    pinned or recorded hash. A refused download leaves nothing in the cache.
+    pinned or recorded hash. A refused download leaves nothing in the cache. Raises
+    :class:`ManualDownloadError` before any transfer when any file of ``source`` must be
+    downloaded by hand (see :func:`require_automatic`).
     """
+    require_automatic(source)
     import pooch
     import requests
 

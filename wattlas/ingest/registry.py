@@ -33,6 +33,10 @@ class SourceFile:
     ``sha256`` is pinned only from an authoritative origin (a Git LFS pointer, a checksum the
     publisher lists, or the byte-identical copy in ``../shared/data``); ``hash_origin`` says
     which. Unpinned files get their hash recorded on first download and verified afterwards.
+
+    ``manual_download`` is set when the official host cannot be fetched by a plain HTTP client
+    (a Google Drive page): it says where the official page is and what to click. ``url`` then
+    holds the official link for the user, and wattlas never downloads it.
     """
 
     name: str
@@ -40,10 +44,16 @@ class SourceFile:
     size_bytes: int | None = None
     sha256: str | None = None
     hash_origin: str | None = None
+    manual_download: str | None = None
 
     @property
     def pinned(self) -> bool:
         return self.sha256 is not None
+
+    @property
+    def automatic(self) -> bool:
+        """Can ``wattlas ingest`` download this file from its official URL by itself."""
+        return self.url is not None and self.manual_download is None
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,28 @@ class Source:
             if f.name == name:
                 return f
         return None
+
+    @property
+    def manual_files(self) -> tuple[SourceFile, ...]:
+        """The files a user must download by hand (see :attr:`SourceFile.manual_download`)."""
+        return tuple(f for f in self.files if not f.automatic)
+
+
+def google_drive_file(name: str, file_id: str, *, page: str, link: str) -> SourceFile:
+    """A file the publisher links only as a Google Drive file page: to be downloaded by hand.
+
+    ``page`` is the official page that links it and ``link`` the link's text there. Drive serves
+    an HTML page, not the file, at the linked address, and large files only after a virus-scan
+    confirmation page; the direct endpoints are undocumented and rate-limited. wattlas therefore
+    never fetches these; the user downloads them and passes them with ``--from``.
+    """
+    return SourceFile(
+        name, f"https://drive.google.com/file/d/{file_id}/view",
+        manual_download=(
+            f"open {page}, follow the link '{link}' and on Google Drive click Download (for a large "
+            "file also 'Download anyway')"
+        ),
+    )
 
 
 @cache

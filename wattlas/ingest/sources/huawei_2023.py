@@ -3,7 +3,8 @@
 One zip per metric, each a folder of daily wide CSVs ``day,time,<function>...`` (Private: 200
 functions, 141 of 235 days, per-minute and per-second; Public: 5,093 functions, 26 days,
 per-minute requests). The folder name carries the metric and bin (``requests_minute``,
-``function_delay_second``, ...). Requests go to ``function_invocations`` (non-zero bins only);
+``function_delay_second``, ...); for day files at the root of a zip, the zip's name does
+(``cpu_limit_minute.zip``). Requests go to ``function_invocations`` (non-zero bins only);
 every other metric to ``function_metrics``. An empty cell means the function had no activity in
 that bin and is not stored. Times are seconds since 00:00 of day 0.
 """
@@ -18,14 +19,31 @@ import polars as pl
 from ...errors import InputFormatError, quote_input
 from ..csvread import write_failure
 from ..parts import check_bounds, select_table
-from ..registry import Source, SourceFile
+from ..registry import Source, google_drive_file
 from ..wide import locate_bad_cell, read_header_fields, wide_frames
 
+README = "https://github.com/sir-lab/data-release/blob/main/README_data_release_2023.md"
+#: Until 2025-11-20 the README linked Huawei OBS: <OBS>/private_dataset/<metric>.zip, <OBS>/public_dataset/...
 OBS = "https://sir-dataset.obs.cn-east-3.myhuaweicloud.com/datasets"
-PRIVATE_METRICS = (
-    "requests_minute", "requests_second", "function_delay_minute", "function_delay_second",
-    "platform_delay_minute", "platform_delay_second", "cpu_usage_minute", "memory_usage_minute",
-    "cpu_limit_minute", "memory_limit_minute", "instances_minute",
+#: Sections of the README that link the files (GitHub's anchors of its headings).
+PRIVATE = f"{README}#huawei-private"
+PUBLIC = f"{README}#huawei-public"
+#: (file name, README section, link text there, Google Drive file id), in the README's order at
+#: sir-lab/data-release 84a9d77. Names are its former OBS file names. Checked against
+#: tests/fixtures/serverless/sir_lab_readme_*.tsv.
+DRIVE_FILES = (
+    ("requests_minute.zip", PRIVATE, "Requests per minute", "1W9dQvqRGylfUeHJcYqWwJrpYHIsYCVq_"),
+    ("requests_second.zip", PRIVATE, "Requests per second", "11XC-gLyg1hYr39qT-oKDwzkpvseRdDIv"),
+    ("function_delay_minute.zip", PRIVATE, "Function delay per minute", "1Ooentp5nUeC2qKig8QSvJAaRgk3Kix_v"),
+    ("function_delay_second.zip", PRIVATE, "Function delay per second", "1T_G_CRrqzYE2sGSkcnZgntygoZrxaUC0"),
+    ("platform_delay_minute.zip", PRIVATE, "Platform delay per minute", "1PEHdfOdmMfzWz-MSnj5q5Zy_9kKeDRqD"),
+    ("platform_delay_second.zip", PRIVATE, "Platform delay per second", "1h24PsYMXSDl7QZ7CgI1UQWfjaNe-sJRc"),
+    ("cpu_usage_minute.zip", PRIVATE, "CPU usage per minute", "1K0zaP6rGi-eaH2yJvPAhEo6zNBOC-TwK"),
+    ("memory_usage_minute.zip", PRIVATE, "Memory usage per minute", "1S7TnHspI4FnR5ed1eIEJWl6nlqyNw73b"),
+    ("cpu_limit_minute.zip", PRIVATE, "CPU limit per minute", "1OX2zfHJ79ACfwrzUgBoX78r4zv7uoVmN"),
+    ("memory_limit_minute.zip", PRIVATE, "Memory limit per minute", "1COvoR8VwQnwxstOHuJj_YjlSaMv_jDLT"),
+    ("instances_minute.zip", PRIVATE, "Instances per minute", "15_YwzY7lcUnfytof9D6mY7TAJAdhOfDH"),
+    ("public_dataset.zip", PUBLIC, "Requests per minute", "1RfkSxt9TddpOHiybEJFwUXfWqpsJyqSK"),
 )
 
 SOURCES = (
@@ -33,24 +51,23 @@ SOURCES = (
         id="huawei-2023",
         title="Huawei serverless traces 2023: Private (200 functions, 141 days) and Public (5,093 functions, 26 days)",
         tables=("function_invocations", "function_metrics"),
-        files=(
-            *(SourceFile(f"{m}.zip", f"{OBS}/private_dataset/{m}.zip") for m in PRIVATE_METRICS),
-            SourceFile("public_dataset.zip", f"{OBS}/public_dataset/public_dataset.zip"),
-        ),
+        files=tuple(google_drive_file(name, file_id, page=page, link=link)
+                    for name, page, link, file_id in DRIVE_FILES),
         licence="CC-BY-4.0",
         citation=(
             "Joosen, Hassan, Asenov, Singh, Darlow, Wang, Barker. How Does It Function? Characterizing "
             "Long-term Trends in Production Serverless Workloads. ACM SoCC 2023. doi:10.1145/3620678.3624783"
         ),
         paper="https://arxiv.org/abs/2312.10127",
-        homepage="https://github.com/sir-lab/data-release/blob/main/README_data_release_2023.md",
+        homepage=README,
         description=(
             "Per-minute (and per-second for requests and delays) requests, function and platform delay, "
             "CPU/memory usage (fractions of the limit), limits and instances per function."
         ),
         notes=(
-            "URLs are the README's Huawei OBS links; the current README links the same zips on Google Drive.",
-            "No sizes or hashes are published; they are recorded on first download.",
+            "Since 2025-11-20 the README links every zip on Google Drive only (before: Huawei OBS, "
+            f"{OBS}/...): download them by hand and ingest with --from DIR.",
+            "No sizes or hashes are published; a download from a WATTLAS_MIRROR records them.",
         ),
     ),
 )
@@ -71,7 +88,24 @@ UNITS = {"function_delay": None, "platform_delay": None, "cpu_usage": "fraction"
 def accepts(source_id: str, path: Path | PurePosixPath) -> bool:
     if _ZIP.match(path.name):
         return True
-    return bool(_DAY.match(path.name)) and bool(_METRIC.match(PurePosixPath(str(path)).parent.name))
+    return bool(_DAY.match(path.name)) and _metric_folder(PurePosixPath(str(path))) is not None
+
+
+def _metric_folder(logical: PurePosixPath) -> str | None:
+    """The ``<metric>_<bin>`` name that says what a day file holds, or None.
+
+    The member's own folder when it is a metric folder (the public zip:
+    ``public_dataset/csv_files/requests_minute/day_00.csv``); else, for a file at the root of an
+    archive, the archive's name (``cpu_limit_minute.zip`` -> ``cpu_limit_minute``): nothing
+    public shows the layout of the private per-metric zips, so both are taken.
+    """
+    folder = logical.parent.name
+    if _METRIC.match(folder):
+        return folder
+    stem = folder.removesuffix(".zip")
+    if stem != folder and _METRIC.match(stem):
+        return stem
+    return None
 
 
 def trace_of(logical: PurePosixPath) -> str:
@@ -85,11 +119,13 @@ def trace_of(logical: PurePosixPath) -> str:
 
 
 def metric_of(logical: PurePosixPath, display: str) -> tuple[str, int]:
-    m = _METRIC.match(logical.parent.name)
+    folder = _metric_folder(logical)
+    m = _METRIC.match(folder or "")
     if not m:
         raise InputFormatError(
             f"cannot tell the metric: the file must sit in its metric folder (requests_minute, "
-            f"cpu_usage_minute, ...), not {logical.parent.name!r}", file=display,
+            f"cpu_usage_minute, ...) or at the root of a zip named after it (cpu_usage_minute.zip), "
+            f"not in {logical.parent.name!r}", file=display,
         )
     return m.group("metric"), 60 if m.group("bin") == "minute" else 1
 
@@ -103,7 +139,8 @@ def _display(logical: PurePosixPath) -> str:
 
 def group(source_id: str, logical: PurePosixPath, path: Path) -> tuple[str, str]:
     # One key per trace and metric folder: 141 daily files become a few large Parquet parts.
-    return f"{trace_of(logical)}-{logical.parent.name}", logical.name
+    # Both zip layouts (folder inside, or files at the root) give the same key.
+    return f"{trace_of(logical)}-{_metric_folder(logical) or logical.parent.name}", logical.name
 
 
 def convert(source_id: str, path: Path, out_dir: Path, *, logical: PurePosixPath) -> dict[str, list[Path]]:

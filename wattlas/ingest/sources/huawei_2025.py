@@ -22,46 +22,100 @@ from ...errors import InputFormatError, quote_input
 from ...schemas import get_table
 from ..csvread import FLOAT, INT, STR, CsvLayout, convert_csv, matching, write_failure
 from ..parts import cast_table, null_columns, sink_table
-from ..registry import Source, SourceFile
+from ..registry import Source, google_drive_file
 from ..wide import locate_bad_cell, read_header_fields, wide_frames
 
+README = "https://github.com/sir-lab/data-release/blob/main/README_data_release_2025.md"
+#: Until 2025-11-20 the README linked Huawei OBS: <OBS>/<kind>/R1.zip, <OBS>/per_request/R1/R1_00000_00009.zip.
 OBS = "https://sir-dataset.obs.cn-east-3.myhuaweicloud.com/datasets/cold_start_dataset"
-_PER_REQUEST = {
-    "R1": [f"R1_{i:05d}_{i + 9:05d}" for i in range(0, 200, 10)],
-    "R2": [f"R2_{i:05d}_{i + 19:05d}" for i in range(0, 200, 20)],
-    "R4": ["R4_00000_00099", "R4_00100_00199"],
-    "R5": ["R5"],
-}
 RUNTIME_FILE = "df_funcID_runtime_triggerType.csv"
+#: Sections of the README that link the files (GitHub's anchors of its headings).
+COLD_STARTS = f"{README}#huawei-public-cold-starts"
+REQUESTS = f"{README}#huawei-public-request-tables"
+RUNTIMES = f"{README}#huawei-public-trigger-types-and-runtime-languages-2025"
+TIME_SERIES = f"{README}#huawei-public-time-series-2025"
+#: (local name, README section, link text there, Google Drive file id), in the README's order at
+#: sir-lab/data-release 84a9d77. Local names are its former OBS paths made unique (`cold_start/R1.zip`,
+#: `quantiles/R1.zip` -> `cold_start-R1.zip`, `quantiles-R1.zip`). Checked against
+#: tests/fixtures/serverless/sir_lab_readme_*.tsv.
+DRIVE_FILES = (
+    ("cold_start-R1.zip", COLD_STARTS, "Region 1 cold starts", "1mMQtfZNtg-EPmGmGYuOzC5KPbZoXRd8e"),
+    ("cold_start-R2.zip", COLD_STARTS, "Region 2 cold starts", "1qjnBBH_yEOnxAG5vFPQwx6xyITZrrP8L"),
+    ("cold_start-R3.zip", COLD_STARTS, "Region 3 cold starts", "1WlUk-tQLao6mU0FoMx9YO2-HIMevEDjX"),
+    ("cold_start-R4.zip", COLD_STARTS, "Region 4 cold starts", "1YywoClXTZ1Q0jKfB2Y3Hgu0xh0lrDoBZ"),
+    ("cold_start-R5.zip", COLD_STARTS, "Region 5 cold starts", "1ah7nj5fyedMpOeaFgNVA7oMx3815D8BZ"),
+    ("per_request-R1_00000_00009.zip", REQUESTS, "Region 1 part 1", "1o0xBCshTLnposeLmEzyoWn4xiqRERsmS"),
+    ("per_request-R1_00010_00019.zip", REQUESTS, "Region 1 part 2", "101CKU4xeJWlmzxWc96RHs4llstnGnKSm"),
+    ("per_request-R1_00020_00029.zip", REQUESTS, "Region 1 part 3", "16fNuon4FMD2QNq5S0egYWKxjkzp5lgGb"),
+    ("per_request-R1_00030_00039.zip", REQUESTS, "Region 1 part 4", "1h-e9P2pEf9NUjv99YZLxN3ZWtwQ1rjuP"),
+    ("per_request-R1_00040_00049.zip", REQUESTS, "Region 1 part 5", "1n4xMD5Z1EmL0ALU6D9JNZz3XGaHqtNCT"),
+    ("per_request-R1_00050_00059.zip", REQUESTS, "Region 1 part 6", "1zn7aHFOppEltS76jHDNWWcol5zKwjDrc"),
+    ("per_request-R1_00060_00069.zip", REQUESTS, "Region 1 part 7", "16_usg9vZpoQjzUa92RZqdZkQD05YKD5E"),
+    ("per_request-R1_00070_00079.zip", REQUESTS, "Region 1 part 8", "1Ujo--ZO-jaF6lY9kMTmW8SPoOHh-8_NN"),
+    ("per_request-R1_00080_00089.zip", REQUESTS, "Region 1 part 9", "1oSN7QEopQZVUNbf0wSI19Gofz-FijfQ1"),
+    ("per_request-R1_00090_00099.zip", REQUESTS, "Region 1 part 10", "1_kAOnjD4X4ZXPAtfe3k6MOT71a4Vv953"),
+    ("per_request-R1_00100_00109.zip", REQUESTS, "Region 1 part 11", "16DN7Kfw901_7BsT1SGf_schmDDXKCGBl"),
+    ("per_request-R1_00110_00119.zip", REQUESTS, "Region 1 part 12", "1tlyXZ8YrzN3hFnZ3sZm3IxFsIlnyRFNI"),
+    ("per_request-R1_00120_00129.zip", REQUESTS, "Region 1 part 13", "1eNdNmlI8764bNlMbo4_2ImlbJO52DWHg"),
+    ("per_request-R1_00130_00139.zip", REQUESTS, "Region 1 part 14", "1zAQSWkd69GzGkxaG6Z4go0d72oeUKZZz"),
+    ("per_request-R1_00140_00149.zip", REQUESTS, "Region 1 part 15", "1UhOBGYkntbPcLlEB3SPfLrn3aCkuqrrr"),
+    ("per_request-R1_00150_00159.zip", REQUESTS, "Region 1 part 16", "1n0gNdAuFgJHQWtR30uSEU28Ccl_TYBP8"),
+    ("per_request-R1_00160_00169.zip", REQUESTS, "Region 1 part 17", "1mJHff0ZaErn4qK0q9aHrfme9QhzU9352"),
+    ("per_request-R1_00170_00179.zip", REQUESTS, "Region 1 part 18", "135Sn5elbnDZxtxplKSlobolDUO7aOhK1"),
+    ("per_request-R1_00180_00189.zip", REQUESTS, "Region 1 part 19", "17BVGWjJaZvrZkMpqiRRgMLmPxfR_UQVH"),
+    ("per_request-R1_00190_00199.zip", REQUESTS, "Region 1 part 20", "1GPC8s9TvhLEFbm09pPnJacxqN2vhSEeC"),
+    ("per_request-R2_00000_00019.zip", REQUESTS, "Region 2 part 1", "1clZwg5z6vAIF38K3NSkAxuzASsa5GN4B"),
+    ("per_request-R2_00020_00039.zip", REQUESTS, "Region 2 part 2", "1S-MpmXdRSxiADKMXKlDnVdHM5Hlw2cKv"),
+    ("per_request-R2_00040_00059.zip", REQUESTS, "Region 2 part 3", "1o4_KES_thVoC-P98uneeVbGrQH1G3VqM"),
+    ("per_request-R2_00060_00079.zip", REQUESTS, "Region 2 part 4", "1jcFk5XBhmkwiz9EH8c69WW0BGDJ1UFeQ"),
+    ("per_request-R2_00080_00099.zip", REQUESTS, "Region 2 part 5", "1PqeJp9DrpkD3UHHbvizPOCfNGptpRgBI"),
+    ("per_request-R2_00100_00119.zip", REQUESTS, "Region 2 part 6", "1eT9n9yQZUeKFAyIblS0ks1XqQ_g2OJZl"),
+    ("per_request-R2_00120_00139.zip", REQUESTS, "Region 2 part 7", "1SG7tHcuflIE-EE8AoAp99aMVqEF0vJL8"),
+    ("per_request-R2_00140_00159.zip", REQUESTS, "Region 2 part 8", "1mCFakKPn8crcNrzFjmBttIJY7-TW3c3r"),
+    ("per_request-R2_00160_00179.zip", REQUESTS, "Region 2 part 9", "1lW4N3SrN_z5BgjkHjU2QtDolROs8YhP5"),
+    ("per_request-R2_00180_00199.zip", REQUESTS, "Region 2 part 10", "1TBD_1GysKZyGUaFll0qUz5FPR1gVjX0B"),
+    ("per_request-R3_00000_00039.zip", REQUESTS, "Region 3 part 1", "1MxtVaHCpIdKIVk9Rz-0ySBoscXrziuP2"),
+    ("per_request-R3_00040_00079.zip", REQUESTS, "Region 3 part 2", "1w4Zrwp_8L60TgqreBi6p0pr_sp2QmBJ2"),
+    ("per_request-R3_00080_00119.zip", REQUESTS, "Region 3 part 3", "1KoHz5IGQuLkjtUKUlm_xAOk-wmVot6vV"),
+    ("per_request-R3_00120_00159.zip", REQUESTS, "Region 3 part 4", "1ll08z7HqaHNuyjiwbeVcS3pqKOg_0naD"),
+    ("per_request-R3_00160_00199.zip", REQUESTS, "Region 3 part 5", "1dgMkKTLOEDigx7-HAHdOuIF5P9d2FZon"),
+    ("per_request-R4_00000_00099.zip", REQUESTS, "Region 4 part 1", "195kYupynaq2wAz2LIDFBYLX11QXx-Yuw"),
+    ("per_request-R4_00100_00199.zip", REQUESTS, "Region 4 part 2", "1uGoaXPEvOoCehVgHt-3cIX_QMc5qKBJ6"),
+    ("per_request-R5.zip", REQUESTS, "Region 5", "102AFIHkEQHuvG8-hZeWHVFqXeeI-a8xS"),
+    (RUNTIME_FILE, RUNTIMES, "Region 2 runtimes and trigger types", "1dUg_yxeLR5OyldivPZGW5djYF31166EG"),
+    ("quantiles-R1.zip", TIME_SERIES, "Region 1 quantiles", "1XMSCDTRSEhJRSHA2gLuRM_WEYuuXVyWJ"),
+    ("quantiles-R2.zip", TIME_SERIES, "Region 2 quantiles", "1iZk-n_5IT7j3M_pHpRzhwSPTuJ2vxvlR"),
+    ("quantiles-R3.zip", TIME_SERIES, "Region 3 quantiles", "1xDPmacasZqVB_lM5UwJSiRKRNjg-ImvD"),
+    ("quantiles-R4.zip", TIME_SERIES, "Region 4 quantiles", "1KNDZ1rHEvcfdp92xklmJFlLUPxFbQ75N"),
+    ("quantiles-R5.zip", TIME_SERIES, "Region 5 quantiles", "1BxLz8ETUHZXbxr8PkDRFDwnBjLtCfidR"),
+)
 
 SOURCES = (
     Source(
         id="huawei-2025",
         title="Huawei public cloud serverless traces 2025: cold starts, requests, per-minute metrics (5 regions)",
         tables=("cold_starts", "function_events", "function_metrics", "functions"),
-        files=(
-            *(SourceFile(f"cold_start-R{r}.zip", f"{OBS}/cold_start/R{r}.zip") for r in range(1, 6)),
-            *(SourceFile(f"per_request-{p}.zip", f"{OBS}/per_request/{reg}/{p}.zip")
-              for reg, ps in _PER_REQUEST.items() for p in ps),
-            *(SourceFile(f"quantiles-R{r}.zip", f"{OBS}/quantiles/R{r}.zip") for r in range(1, 6)),
-            SourceFile(RUNTIME_FILE, f"{OBS}/runtime_triggerType/{RUNTIME_FILE}"),
-        ),
+        files=tuple(google_drive_file(name, file_id, page=page, link=link)
+                    for name, page, link, file_id in DRIVE_FILES),
         licence="CC-BY-4.0",
         citation=(
             "Joosen, Hassan, Asenov, Singh, Darlow, Wang, Deng, Barker. Serverless Cold Starts and "
             "Where to Find Them. EuroSys 2025. doi:10.1145/3689031.3696073"
         ),
         paper="https://arxiv.org/abs/2410.06145",
-        homepage="https://github.com/sir-lab/data-release/blob/main/README_data_release_2025.md",
+        homepage=README,
         description=(
             "11.9M cold start events (31 days, 5 regions) with their components; per-request worker and "
-            "frontend timings of day 30 (R1, R2, R4, R5); per-minute per-function request counts, pods, "
-            "cold starts and quantiles of every timing; runtime and trigger type per function (R2)."
+            "frontend timings of day 30 (5 regions; R1: the top 100 pods per function, R3: a subsample); "
+            "per-minute per-function request counts, pods, cold starts and quantiles of every timing; "
+            "runtime and trigger type per function (R2)."
         ),
         notes=(
             "Files are renamed locally (`cold_start-R1.zip`, `quantiles-R1.zip`, `per_request-...zip`) "
-            "because the originals share names; the README also links the same zips on Google Drive.",
-            "No sizes or hashes are published; they are recorded on first download.",
+            "because the originals share names.",
+            "Since 2025-11-20 the README links every file on Google Drive only (before: Huawei OBS, "
+            f"{OBS}/...): download them by hand and ingest with --from DIR.",
+            "No sizes or hashes are published; a download from a WATTLAS_MIRROR records them.",
         ),
     ),
 )
