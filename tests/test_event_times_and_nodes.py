@@ -111,3 +111,42 @@ def test_azure_2021_file_is_in_start_order_and_the_notes_say_so(azure_events: li
     notes = " ".join(get_table("function_events").notes)
     assert "ordered by end time" not in notes
     assert "The Azure 2021 file is ordered by start time" in notes
+
+
+# ------------------------------------------------------------------ item 6: GPU files without gpu_index
+H = "hpc"
+GPU_A = "32585007376605-r8939293-n208530.csv"  # one GPU
+GPU_B = "409499185-r8939293-n208531.csv"  # two GPUs interleaved
+
+
+def _without_gpu_index(data: bytes) -> bytes:
+    rows = list(csv.reader(io.StringIO(data.decode())))
+    i = rows[0].index("gpu_index")
+    return "".join(",".join(r[:i] + r[i + 1:]) + "\n" for r in rows).encode()
+
+
+def test_single_gpu_file_without_gpu_index_is_gpu_0_and_counted(tmp_path: Path, store_dir: Path):
+    folder = tmp_path / "gpu" / "0000"
+    folder.mkdir(parents=True)
+    (folder / GPU_A).write_bytes(_without_gpu_index(fixture_bytes(H, GPU_A)))
+    (folder / GPU_B).write_bytes(fixture_bytes(H, GPU_B))  # same batch, with the column
+    report = ingest("supercloud", [tmp_path / "gpu"], store_dir, workers=1)
+    from wattlas.ingest.sources.supercloud import NO_INDEX_STAT
+
+    assert report.stats[NO_INDEX_STAT] == 1
+    rows = Store(store_dir).sql(
+        "select job_id, gpu_index, count(*) from gpu_samples group by all order by all").rows()
+    assert rows == [(409499185, 0, 2), (409499185, 1, 2), (32585007376605, 0, 3)]
+
+
+def test_multi_gpu_file_without_gpu_index_is_refused_naming_file_and_line(tmp_path: Path, store_dir: Path):
+    from wattlas.errors import InputFormatError
+
+    folder = tmp_path / "gpu" / "0001"
+    folder.mkdir(parents=True)
+    (folder / GPU_B).write_bytes(_without_gpu_index(fixture_bytes(H, GPU_B)))
+    with pytest.raises(InputFormatError, match="no gpu_index column but rows of several GPUs") as e:
+        ingest("supercloud", [tmp_path / "gpu"], store_dir, workers=1)
+    # Lines 2 and 3 share timestamp 1614556921.000 (GPUs 0 and 1 of one sample).
+    assert (e.value.file, e.value.line, e.value.column) == (f"0001/{GPU_B}", 3, "timestamp")
+    assert "repeats line 2" in str(e.value)

@@ -82,7 +82,12 @@ GPU_SAMPLES = TableSchema(
     columns=(
         JOB,
         Column("node", "string", "Node from the file name `<job>-r<rack>-n<node>.csv`", required=True),
-        Column("gpu_index", "int32", "`gpu_index`: GPU on the node", required=True, min=0),
+        Column(
+            "gpu_index", "int32",
+            "`gpu_index`: GPU on the node; 0 for a file without that column (a single GPU: its timestamps "
+            "never repeat; such files are counted in the ingest summary)",
+            required=True, min=0,
+        ),
         Column("time_s", "float64", "`timestamp`: Unix epoch seconds with fraction", unit="s", required=True),
         Column("time", "timestamp[us, UTC]", "`timestamp` as a UTC timestamp", required=True),
         Column("elapsed_s", "float64", "`ElapsedTime` where the file has it, else time_s - the file's first timestamp",

@@ -11,6 +11,8 @@ Files as published under ``datacenter-challenge/202201/``: the Slurm log (``slur
   per ``gpu/NNNN`` folder, so the store holds a few hundred Parquet files, not 120,000.
   nvidia-smi's non-numeric cells (``[N/A]``, ``[Not Supported]``, ...) become null and are
   counted in the ingest summary; any other non-numeric cell is an error naming file, line, column.
+  A file without ``gpu_index`` (some real ones) is read as GPU 0 and counted, unless a timestamp
+  repeats in it (rows of several GPUs): that is an error naming the file and line.
 * CPU ``-summary.csv`` files are aggregates of the time series and are not ingested.
 
 Times are Unix epoch seconds (UTC).
@@ -342,6 +344,32 @@ _CPU_RENAME = {"Step": "step", "Node": "node", "Series": "series", "ElapsedTime"
                "RSS": "rss", "VMSize": "vm_size", "Pages": "pages", "ReadMB": "read_mb", "WriteMB": "write_mb"}
 
 
+#: Ingest summary counter of the GPU files read as GPU 0 because they have no gpu_index column.
+NO_INDEX_STAT = "gpu_samples: files without gpu_index, read as GPU 0 (one GPU per file)"
+
+
+def _check_one_gpu(f: dict, out: Path) -> None:
+    """Refuse a file without ``gpu_index`` whose rows are of several GPUs (a timestamp repeats).
+
+    nvidia-smi writes one row per GPU per sample with the same timestamp; without the index
+    those rows cannot be told apart, and reading them all as GPU 0 would mix the GPUs.
+    """
+    header = read_header_fields(Path(f["_path"]), f["_display"], allow_empty=True)
+    repeat = (
+        pl.scan_csv(f["_path"], schema={c: pl.String for c in header}).with_row_index("_row")
+        .with_columns(_first=pl.col("_row").min().over("timestamp"))
+        .filter(pl.col("_row") != pl.col("_first")).head(1).collect()
+    )
+    if repeat.height:
+        row = repeat.row(0, named=True)
+        out.unlink(missing_ok=True)
+        raise InputFormatError(
+            f"timestamp {row['timestamp']} repeats line {row['_first'] + 2}: the file has no gpu_index column but "
+            "rows of several GPUs, which cannot be told apart (a single-GPU file without gpu_index is read as "
+            "GPU 0)", file=f["_display"], line=row["_row"] + 2, column="timestamp",
+        )
+
+
 def _first_data_line(path: Path) -> bytes:
     with open(path, "rb") as fh:
         fh.readline()
@@ -354,11 +382,12 @@ def _gpu(items: list[tuple[PurePosixPath, Path]], out_dir: Path) -> tuple[dict[s
         display = f"{logical.parent.name}/{logical.name}"
         header = tuple(read_header_fields(path, display, allow_empty=True))
         extra = set(header) - set(GPU_COLUMNS) - {"ElapsedTime"}
-        missing = set(GPU_COLUMNS) - set(header)
+        # Some real files lack gpu_index: single-GPU files, read as GPU 0 (see _check_one_gpu).
+        missing = set(GPU_COLUMNS) - set(header) - {"gpu_index"}
         if extra or missing:
             raise InputFormatError(
                 f"unexpected GPU file header {quote_input(','.join(header))}: expected {','.join(GPU_COLUMNS)} "
-                "(optionally with ElapsedTime)", file=display, line=1,
+                "(optionally with ElapsedTime, or without gpu_index for a single GPU)", file=display, line=1,
             )
         job, node = _GPU.match(logical.name).groups()
         # elapsed_s where the file lacks ElapsedTime: timestamp - the file's first timestamp.
@@ -379,8 +408,9 @@ def _gpu(items: list[tuple[PurePosixPath, Path]], out_dir: Path) -> tuple[dict[s
                          include_file_paths="_path", has_header=True)
         lf = lf.join(meta, on="_path", how="left", maintain_order="left")
         elapsed = pl.col("ElapsedTime") if "ElapsedTime" in header else pl.col("timestamp") - pl.col("_t0")
+        index = pl.col("gpu_index") if "gpu_index" in header else pl.lit(0, pl.Int32)
         frames.append(select_table(
-            lf, "gpu_samples", time_s=pl.col("timestamp"),
+            lf, "gpu_samples", gpu_index=index, time_s=pl.col("timestamp"),
             time=pl.from_epoch((pl.col("timestamp") * 1e6).round().cast(pl.Int64), time_unit="us")
             .dt.replace_time_zone("UTC"),
             elapsed_s=elapsed, **{new: pl.col(old) for old, new in _GPU_RENAME.items()},
@@ -396,8 +426,12 @@ def _gpu(items: list[tuple[PurePosixPath, Path]], out_dir: Path) -> tuple[dict[s
         ) from e
     _check_required(out, ("gpu_index", "time_s"), all_files, GPU_COLUMNS)
     check_bounds_by_file(out, "gpu_samples", all_files, ("job_id", "node"))
+    no_index = [f for header, files in variants.items() if "gpu_index" not in header for f in files]
+    for f in no_index:
+        _check_one_gpu(f, out)
     nulls = _null_count(out, list(_GPU_RENAME.values()))
-    record_stats(out_dir, {"gpu_samples: nvidia-smi cells read as null ([N/A], [Not Supported], ... or empty)": nulls})
+    record_stats(out_dir, {"gpu_samples: nvidia-smi cells read as null ([N/A], [Not Supported], ... or empty)": nulls,
+                           NO_INDEX_STAT: len(no_index)})
     counts = dict(
         pl.scan_parquet(out).group_by("job_id", "node").len().select(
             pl.concat_str(pl.col("job_id").cast(pl.String), pl.col("node"), separator="-"), "len"
@@ -476,15 +510,15 @@ def _check_required(out: Path, columns: tuple[str, ...], files: list[dict], raw:
     for f in files:
         path = Path(f["_path"])
         header = read_header_fields(path, f["_display"], allow_empty=True)
+        present = [c for c in ("timestamp", "gpu_index") if c in header]  # gpu_index can be absent
         hit = (
             pl.scan_csv(path, schema={c: pl.String for c in header}).with_row_index("_row")
-            .filter(pl.any_horizontal(pl.col("timestamp").is_null() | pl.col("timestamp").is_in(list(NA_VALUES)),
-                                      pl.col("gpu_index").is_null() | pl.col("gpu_index").is_in(list(NA_VALUES))))
+            .filter(pl.any_horizontal(pl.col(c).is_null() | pl.col(c).is_in(list(NA_VALUES)) for c in present))
             .head(1).collect()
         )
         if hit.height:
             row = hit.row(0, named=True)
-            col = "timestamp" if row["timestamp"] is None or row["timestamp"] in NA_VALUES else "gpu_index"
+            col = next(c for c in present if row[c] is None or row[c] in NA_VALUES)
             raise InputFormatError(
                 f"{row[col]!r}: a GPU sample needs its {col}", file=f["_display"], line=row["_row"] + 2, column=col
             )
