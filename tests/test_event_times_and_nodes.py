@@ -150,3 +150,47 @@ def test_multi_gpu_file_without_gpu_index_is_refused_naming_file_and_line(tmp_pa
     # Lines 2 and 3 share timestamp 1614556921.000 (GPUs 0 and 1 of one sample).
     assert (e.value.file, e.value.line, e.value.column) == (f"0001/{GPU_B}", 3, "timestamp")
     assert "repeats line 2" in str(e.value)
+
+
+# ------------------------------------------------------------------ item 5: Supercloud node lists
+SLURM = "slurm-log.csv"
+
+
+def _jobs(tmp_path: Path, store_dir: Path, slurm: bytes) -> dict[int, tuple]:
+    (tmp_path / SLURM).write_bytes(slurm)
+    ingest("supercloud", [tmp_path / SLURM], store_dir, workers=1)
+    rows = Store(store_dir).sql("select job_id, node_names, node_count, node_list from hpc_jobs").rows()
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_real_form_node_lists_are_parsed(tmp_path: Path, store_dir: Path):
+    jobs = _jobs(tmp_path, store_dir, fixture_bytes(H, SLURM))
+    assert jobs[32585007376605] == (["r8939293-n208530"], 1, "['r8939293-n208530']")
+    assert jobs[82691694838059][:2] == (["r9189566-n911952", "r4858666-n911952"], 2)
+    assert jobs[12345][:2] == ([], 0)
+    types = dict(Store(store_dir).sql("describe hpc_jobs").select("column_name", "column_type").rows())
+    assert (types["node_names"], types["node_count"]) == ("VARCHAR[]", "BIGINT")
+    # The names join the GPU files' node names (`<job>-r<rack>-n<node>.csv`).
+    assert Store(store_dir).sql(
+        "select count(*) from hpc_jobs where list_contains(node_names, 'r8939293-n208530')").item() == 1
+
+
+def test_bare_names_and_none_assigned_are_accepted(tmp_path: Path, store_dir: Path):
+    older = (fixture_bytes(H, SLURM)
+             .replace(b"['r8939293-n208530']", b"r8939293-n208530")
+             .replace(b"\"['r9189566-n911952', 'r4858666-n911952']\"", b'"r9189566-n911952,r4858666-n911952"')
+             .replace(b",[],", b",None assigned,"))
+    jobs = _jobs(tmp_path, store_dir, older)
+    assert jobs[32585007376605][:2] == (["r8939293-n208530"], 1)
+    assert jobs[82691694838059][:2] == (["r9189566-n911952", "r4858666-n911952"], 2)
+    assert jobs[12345][:2] == ([], 0)
+
+
+@pytest.mark.parametrize("bad", [b"['r8939293-n208531'", b"r[8939293-8939294]-n208531", b"['r8939293 n208531']"])
+def test_unparsable_node_list_names_file_line_column(tmp_path: Path, store_dir: Path, bad: bytes):
+    from wattlas.errors import InputFormatError
+
+    slurm = fixture_bytes(H, SLURM).replace(b"['r8939293-n208531']", b'"' + bad + b'"')
+    with pytest.raises(InputFormatError, match="node list") as e:
+        _jobs(tmp_path, store_dir, slurm)
+    assert (e.value.file, e.value.line, e.value.column) == (SLURM, 3, "nodelist")

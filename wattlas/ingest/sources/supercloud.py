@@ -7,6 +7,8 @@ Files as published under ``datacenter-challenge/202201/``: the Slurm log (``slur
 * The Slurm log, the TRES mapping and the labels form one store key (``jobs``): a reduce step
   parses ``tres_alloc``/``tres_req`` as ``id=count`` pairs (never by substring: ``2=10010`` is
   memory, not GPU 1001) with the mapping's ids, and joins the labels into ``hpc_jobs``.
+  ``nodelist`` (a Python list literal, ``['r9189566-n911952']``) is checked by a regex and split
+  into ``node_names`` with string operations, never evaluated.
 * The ~120k GPU files are read many per task (polars multi-file scans) and stored under one key
   per ``gpu/NNNN`` folder, so the store holds a few hundred Parquet files, not 120,000.
   nvidia-smi's non-numeric cells (``[N/A]``, ``[Not Supported]``, ...) become null and are
@@ -119,6 +121,24 @@ def _code(e: pl.Expr, strict: bool = True) -> pl.Expr:
 _TRES_RE = r"^\d+=\d+(,\d+=\d+)*$"
 CODE = RawType(pl.String, "an exit code like 0 or 0:0", _code)
 TRES = matching(_TRES_RE, "a TRES list like 1=8,2=10010,4=1")
+# `nodelist` as the real log writes it: a Python list literal, `['r9189566-n911952']` (quoted by
+# the CSV when it holds a comma). Also accepted: bare names `r1-n1` / `r1-n1,r2-n2` (older form)
+# and Slurm's `None assigned` for a job without nodes, alone or as the list's only item.
+_NODE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+_NO_NODES = "None assigned"
+_ITEM = rf"(?:'(?:{_NODE_NAME}|{_NO_NODES})'|\"(?:{_NODE_NAME}|{_NO_NODES})\")"
+_NODELIST_RE = (rf"^\s*(?:\[\s*(?:{_ITEM}(?:\s*,\s*{_ITEM})*)?\s*\]|{_NODE_NAME}(?:,{_NODE_NAME})*"
+                rf"|{_NO_NODES})\s*$")
+NODELIST = matching(_NODELIST_RE, "a node list like ['r9189566-n911952'] (a Python list literal of node names)")
+
+
+def _node_names(raw: pl.Expr) -> pl.Expr:
+    """The node names of a `nodelist` that :data:`NODELIST` accepted: every name-like token.
+
+    Vectorized (no per-row literal_eval over the ~500k jobs): the validation regex leaves only
+    brackets, quotes, commas and spaces between the names.
+    """
+    return raw.str.replace_all(_NO_NODES, "", literal=True).str.extract_all(_NODE_NAME)
 _SLURM_COLUMNS = (
     "id_job", "id_array_job", "id_array_task", "id_user", "kill_requid", "nodes_alloc", "nodelist", "cpus_req",
     "derived_ec", "exit_code", "gres_used", "array_max_tasks", "array_task_pending", "constraints", "flags",
@@ -143,6 +163,7 @@ def _slurm_derive(lf: pl.LazyFrame) -> pl.LazyFrame:
         _low=(numeric % 256),
         submit_s=_epoch("time_submit"), eligible_s=_epoch("time_eligible"), start_s=_epoch("time_start"),
         end_s=_epoch("time_end"),
+        node_names=_node_names(pl.col("node_list")),
     )
     lf = lf.with_columns(
         state=pl.when(pl.col("_low").is_in(list(_STATES))).then(
@@ -152,6 +173,7 @@ def _slurm_derive(lf: pl.LazyFrame) -> pl.LazyFrame:
            for w in ("submit", "eligible", "start", "end")},
         wait_s=pl.col("start_s") - pl.col("submit_s"),
         run_s=pl.col("end_s") - pl.col("start_s"),
+        node_count=pl.col("node_names").list.len().cast(pl.Int64),
     )
     return lf
 
@@ -160,7 +182,7 @@ SLURM = CsvLayout(
     name="Supercloud Slurm log",
     header=_SLURM_COLUMNS,
     raw_types={**{c: INT if c in _INTS else STR for c in _SLURM_COLUMNS},
-               "derived_ec": CODE, "exit_code": CODE, "tres_alloc": TRES, "tres_req": TRES},
+               "derived_ec": CODE, "exit_code": CODE, "tres_alloc": TRES, "tres_req": TRES, "nodelist": NODELIST},
     columns={"job_id": "id_job", "array_job_id": "id_array_job", "array_task_id": "id_array_task",
              "user": "id_user", "partition": "partition", "state": "state", "exit_code": "exit_code",
              "derived_exit_code": "derived_ec", "time_limit_min": "timelimit", "tres_alloc": "tres_alloc",
