@@ -85,6 +85,8 @@ def plain(value: Any) -> Any:
 
     if isinstance(value, bytes):
         return value.decode("utf-8")
+    if isinstance(value, list | tuple) or getattr(value, "ndim", 0) == 1:  # list columns
+        return [plain(v) for v in value]
     if value is None or (not isinstance(value, str | bytes) and pd.isna(value)):
         return None
     if isinstance(value, pd.Timestamp):

@@ -51,8 +51,8 @@ def test_all_four_kinds_from_zips(zips: Path, store_dir: Path):
         "from cold_starts"
     ).item() < 1e-5
     events = store.sql(
-        "select time_s, frontend_time_s, duration_s, frontend_total_s, request_body_bytes, cpu_usage_cores, "
-        "function_id from function_events order by time_s"
+        "select end_s, frontend_end_s, duration_s, frontend_total_s, request_body_bytes, cpu_usage_cores, "
+        "function_id from function_events order by end_s"
     ).rows()
     assert events[0] == (2592000.02, 2592000.021, 0.000931, 0.002367, 2.0, 0.059806, "411---301---pool22-300-128")
     # No frontend record: frontend fields are null, the worker fields are kept.

@@ -80,7 +80,7 @@ def test_every_numeric_column_declares_finite_or_bounds_consistently():
     llm = TABLES["llm_requests"]
     assert [llm.column(c).min for c in ("input_tokens", "output_tokens", "images", "elapsed_s")] == [0, 0, 0, 0]
     assert llm.column("arrival_s").must_be_finite and llm.column("arrival_s").min is None  # may be < 0
-    assert TABLES["function_events"].column("time_s").min is None  # Azure 2021: negative near 0
+    assert TABLES["function_events"].column("start_s").min is None  # Azure 2021: negative near 0
     assert TABLES["gpu_samples"].column("utilization_gpu_pct").max == 100
     with pytest.raises(ValueError, match="bounds are for numeric columns"):
         Column("x", "string", "text", min=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import warnings
 
@@ -159,7 +160,7 @@ def test_every_column_type_round_trips(tmp_path, monkeypatch):
 
     from wattlas.schemas import TABLES, TYPE_NAMES, Column, TableSchema, arrow_type
 
-    cols = tuple(Column(f"c_{t.replace('[', '_').replace(', ', '_').rstrip(']')}", t, f"a {t} column",
+    cols = tuple(Column("c_" + re.sub(r"\W+", "_", t).strip("_"), t, f"a {t} column",
                         required=(t == "int64")) for t in TYPE_NAMES)
     schema = TableSchema("all_types", "Every column type.", cols)
     monkeypatch.setitem(TABLES, "all_types", schema)
@@ -169,6 +170,7 @@ def test_every_column_type_round_trips(tmp_path, monkeypatch):
         "timestamp[us]": [datetime(2024, 1, 1, 0, 0, 0, 1), None, datetime(1999, 12, 31)],
         "timestamp[us, UTC]": [datetime(2024, 1, 1, tzinfo=UTC), None, datetime(2000, 2, 29, 12, tzinfo=UTC)],
         "date": [date(2024, 1, 1), None, date(1970, 1, 1)],
+        "list<string>": [["r1-n1", "r2-n2"], None, []],
     }
     data = pa.table({c.name: pa.array(values[c.type], arrow_type(c.type)) for c in cols})
     store = Store(tmp_path / "store")

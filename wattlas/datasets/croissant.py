@@ -84,6 +84,7 @@ DATA_TYPES = {
     "timestamp[us]": "sc:DateTime",
     "timestamp[us, UTC]": "sc:DateTime",
     "date": "sc:Date",
+    "list<string>": "sc:Text",  # with isArray (see _record_set)
 }
 
 SOURCE_COLUMN = Column(
@@ -184,6 +185,8 @@ def _record_set(t: ReleaseTable) -> dict[str, Any]:
             "description": field_description(col),
             "dataType": DATA_TYPES[col.type],
             "source": {"fileObject": {"@id": t.file}, "extract": {"column": col.name}},
+            # Croissant 1.1 arrays: a list of any length of the data type.
+            **({"isArray": True, "arrayShape": "-1"} if col.type.startswith("list<") else {}),
         })
     description = schema.description
     if schema.notes:

@@ -19,6 +19,7 @@ TYPE_NAMES = {
     "timestamp[us]": "TIMESTAMP",
     "timestamp[us, UTC]": "TIMESTAMP WITH TIME ZONE",
     "date": "DATE",
+    "list<string>": "VARCHAR[]",
 }
 
 
@@ -36,6 +37,9 @@ def arrow_type(name: str) -> pa.DataType:
         "timestamp[us]": pa.timestamp("us"),
         "timestamp[us, UTC]": pa.timestamp("us", tz="UTC"),
         "date": pa.date32(),
+        # As polars writes it (64-bit offsets, item field "element"), so that the store's check of
+        # a converter's Parquet schema matches; pyarrow writers keep it through the Arrow metadata.
+        "list<string>": pa.large_list(pa.field("element", pa.large_string())),
     }
     try:
         return types[name]

@@ -59,7 +59,18 @@ HPC_JOBS = TableSchema(
         Column("gpu_type", "string", "GPU TRES name(s) allocated (`gpu:volta`, ...), `,`-joined; null without GPUs"),
         Column("tres_alloc", "string", "`tres_alloc` as written: `<tres id>=<count>` pairs"),
         Column("tres_req", "string", "`tres_req` as written"),
-        Column("node_list", "string", "`nodelist`"),
+        Column(
+            "node_list", "string",
+            "`nodelist` as written: a Python list literal of node names, e.g. `['r9189566-n911952']` "
+            "(older copies: bare `r1-n1,r2-n2`)",
+        ),
+        Column(
+            "node_names", "list<string>",
+            "The node names of `nodelist`, parsed (`r<rack>-n<node>`, as in the GPU file names and "
+            "`node-data.csv`); empty for `[]` and Slurm's `None assigned`",
+        ),
+        Column("node_count", "int64", "Number of names in `node_names` (compare `nodes`, the TRES allocation)",
+               unit="nodes", min=0),
         Column("gres_used", "string", "`gres_used`"),
         Column("job_type", "string", "`job_type`"),
         Column("label", "string",
@@ -82,7 +93,12 @@ GPU_SAMPLES = TableSchema(
     columns=(
         JOB,
         Column("node", "string", "Node from the file name `<job>-r<rack>-n<node>.csv`", required=True),
-        Column("gpu_index", "int32", "`gpu_index`: GPU on the node", required=True, min=0),
+        Column(
+            "gpu_index", "int32",
+            "`gpu_index`: GPU on the node; 0 for a file without that column (a single GPU: its timestamps "
+            "never repeat; such files are counted in the ingest summary)",
+            required=True, min=0,
+        ),
         Column("time_s", "float64", "`timestamp`: Unix epoch seconds with fraction", unit="s", required=True),
         Column("time", "timestamp[us, UTC]", "`timestamp` as a UTC timestamp", required=True),
         Column("elapsed_s", "float64", "`ElapsedTime` where the file has it, else time_s - the file's first timestamp",

@@ -152,27 +152,42 @@ FUNCTION_EVENTS = TableSchema(
     columns=(
         TRACE, OWNER, APP, FUNCTION,
         Column(
-            "time_s", "float64",
-            "Event time in seconds from the source origin: Azure 2021 the invocation start "
-            "(`end_timestamp - duration`, can be negative near 0); Huawei 2025 `time_worker` (the "
-            "worker's timestamp; the release does not say whether it is the start or the end)",
+            "start_s", "float64",
+            "When the function began the invocation, seconds from the source origin: always `end_s - "
+            "duration_s`, derived, since both sources publish end times. Azure 2021: `end_timestamp - "
+            "duration` (negative for a few long invocations near 0); Huawei 2025: `time_worker - "
+            "totalCost_worker`, the worker's start (null where `totalCost_worker` is empty)",
+            unit="s",
+        ),
+        Column(
+            "end_s", "float64",
+            "When the function finished the invocation, seconds from the source origin, as published: "
+            "Azure 2021 `end_timestamp`; Huawei 2025 `time_worker`, the worker's completion time (see the "
+            "notes for the evidence)",
             unit="s", required=True,
         ),
-        Column("start_s", "float64", "Azure 2021: invocation start = `end_timestamp - duration`; null for Huawei",
-               unit="s"),
-        Column("end_s", "float64", "Azure 2021: `end_timestamp` as published; null for Huawei", unit="s"),
         Column(
             "duration_s", "float64",
-            "Azure 2021 `duration` (seconds, although the repository README says ms); Huawei "
-            "`totalCost_worker` (time in the function's worker pod)",
+            "Execution time, `end_s - start_s`: Azure 2021 `duration` (seconds, although the repository "
+            "README says ms); Huawei `totalCost_worker` (time in the function's worker pod)",
             unit="s",
             min=0,
         ),
         Column("request_id", "string", "Huawei `requestID` (hex hash)"),
         Column("cluster", "int32", "Huawei `clusterName` (1-4)", min=0),
         Column("pod_id", "string", "Huawei `podID` (`pool<k>-<cpu millicores>-<memory MB>-<serial>`)"),
-        Column("frontend_time_s", "float64", "Huawei `time_frontend`; null when the frontend record is missing",
-               unit="s"),
+        Column(
+            "frontend_start_s", "float64",
+            "Huawei: when the frontend received the request, `time_frontend - totalCost_frontend`; null "
+            "when the frontend record is missing",
+            unit="s",
+        ),
+        Column(
+            "frontend_end_s", "float64",
+            "Huawei `time_frontend`: when the frontend finished the request (a completion time, like "
+            "`time_worker`); null when the frontend record is missing",
+            unit="s",
+        ),
         Column("worker_cost_s", "float64", "Huawei `workerCost`: time in the worker component", unit="s", min=0),
         Column("runtime_cost_s", "float64", "Huawei `runtimeCost`: time in the runtime", unit="s", min=0),
         Column("frontend_total_s", "float64", "Huawei `totalCost_frontend`: end-to-end time seen by the frontend",
@@ -189,8 +204,18 @@ FUNCTION_EVENTS = TableSchema(
                unit="bytes", min=0),
     ),
     notes=(
-        "Rows keep the file order; sort by `time_s` before computing inter-arrival gaps (Azure 2021 "
-        "files are ordered by end time, not arrival).",
+        "Every published time is an end time; starts are derived as end - duration. Azure 2021 documents "
+        "`end_timestamp` as the invocation's end. The Huawei 2025 release does not say what `time_worker` "
+        "and `time_frontend` are, but its data does: in every notebook row that has both, "
+        "0 <= `time_frontend - time_worker` <= `totalCost_frontend - totalCost_worker` (R5 day 30: "
+        "0.001 <= 0.001436, 0 <= 0.002994), i.e. the frontend's interval [`frontend_start_s`, "
+        "`frontend_end_s`] contains the worker's [`start_s`, `end_s`], as it must when the frontend "
+        "forwards the request to the worker and returns its reply. Read as start times, or as a worker "
+        "start and a frontend end, the same rows break that nesting. Huawei times are given to the "
+        "millisecond, so derived starts and the nesting hold to about 1 ms.",
+        "Rows keep the file order. The Azure 2021 file is ordered by start time (`start_s`, end - "
+        "duration), as both public samples are, not by `end_s`; the order of the Huawei files is not "
+        "documented. Sort by `start_s` before computing inter-arrival gaps.",
     ),
 )
 

@@ -3,9 +3,10 @@
 One RAR v5 archive holding ``AzureFunctionsInvocationTraceForTwoWeeksJan2021.txt``, a CSV
 (``app,func,end_timestamp,duration``) despite its name. Times are **seconds** (the repository
 README says milliseconds; the 14-day span and durations like 0.013 say seconds) from the shifted
-trace start; the published time is the invocation's *end*, so ``time_s``/``start_s`` =
+trace start; the published time is the invocation's *end*, so ``start_s`` =
 ``end_timestamp - duration`` (negative for a few long invocations near t=0) and ``end_s`` keeps
-the original. The RAR is read through libarchive (see :mod:`wattlas.ingest.archive`).
+the original. The file is ordered by start time, not by ``end_timestamp``. The RAR is read
+through libarchive (see :mod:`wattlas.ingest.archive`).
 """
 
 from __future__ import annotations
@@ -57,10 +58,7 @@ LAYOUT = CsvLayout(
     header=("app", "func", "end_timestamp", "duration"),
     raw_types={"app": STR, "func": STR, "end_timestamp": FLOAT, "duration": FLOAT},
     columns={"app_id": "app", "function_id": "func", "end_s": "end_timestamp", "duration_s": "duration"},
-    derive=lambda lf: lf.with_columns(
-        start_s=pl.col("end_s") - pl.col("duration_s"),
-        time_s=pl.col("end_s") - pl.col("duration_s"),
-    ),
+    derive=lambda lf: lf.with_columns(start_s=pl.col("end_s") - pl.col("duration_s")),
 )
 
 _NAME = re.compile(r"^AzureFunctionsInvocationTrace\w*\.(rar|txt|csv)$")
@@ -72,7 +70,7 @@ def accepts(source_id: str, path: Path | PurePosixPath) -> bool:
 
 def convert(source_id: str, path: Path, out_dir: Path, *, logical: PurePosixPath) -> dict[str, list[Path]]:
     out = out_dir / "function_events.parquet"
-    have = {"app_id", "function_id", "end_s", "duration_s", "start_s", "time_s"}
+    have = {"app_id", "function_id", "end_s", "duration_s", "start_s"}
     extra = {**null_columns("function_events", have=have | {"trace"}), "trace": pl.lit("all")}
     convert_csv(path, [LAYOUT], out, display=logical.name, extra=extra,
                 select=get_table("function_events").column_names, row_index=None, table="function_events")

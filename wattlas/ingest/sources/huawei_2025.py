@@ -175,7 +175,7 @@ PER_REQUEST = CsvLayout(
                "podID": POD, "userID": STR, "totalCost_worker": FLOAT, "workerCost": FLOAT, "runtimeCost": FLOAT,
                "totalCost_frontend": FLOAT, "frontendCost": FLOAT, "busCost": FLOAT, "readBodyCost": FLOAT,
                "writeRspCost": FLOAT, "cpu_usage": FLOAT, "memory_usage": FLOAT, "requestBodySize": FLOAT},
-    columns={"time_s": "time_worker", "frontend_time_s": "time_frontend", "request_id": "requestID",
+    columns={"end_s": "time_worker", "frontend_end_s": "time_frontend", "request_id": "requestID",
              "cluster": "clusterName", "function_name": "funcName", "pod_id": "podID", "owner_id": "userID",
              "duration_s": "totalCost_worker", "worker_cost_s": "workerCost", "runtime_cost_s": "runtimeCost",
              "frontend_total_s": "totalCost_frontend", "frontend_cost_s": "frontendCost",
@@ -185,8 +185,13 @@ PER_REQUEST = CsvLayout(
     # The frontend record can be missing (empty time_frontend and frontend costs).
     nullable=frozenset({*_FRONTEND, "requestID", "clusterName", "workerCost", "runtimeCost", "totalCost_worker",
                         "cpu_usage", "memory_usage"}),
+    # Both times are completion times (see the function_events notes): starts are end - duration.
     derive=lambda lf: cast_table(
-        lf.with_columns(**_pool_columns("pod_id")).with_columns(function_id=_function_id("function_name", "owner_id")),
+        lf.with_columns(
+            **_pool_columns("pod_id"),
+            start_s=pl.col("end_s") - pl.col("duration_s"),
+            frontend_start_s=pl.col("frontend_end_s") - pl.col("frontend_total_s"),
+        ).with_columns(function_id=_function_id("function_name", "owner_id")),
         "function_events",
     ),
 )
@@ -334,7 +339,8 @@ def convert(source_id: str, path: Path, out_dir: Path, *, logical: PurePosixPath
     out = out_dir / f"{table}.parquet"
     cols = get_table(table).column_names
     have = set(layouts[0].columns) | {"pool", "cpu_limit_millicores", "memory_limit_mb", "function_id",
-                                       "function_name", "owner_id", "trigger", "invocation_type"}
+                                       "function_name", "owner_id", "trigger", "invocation_type",
+                                       "start_s", "frontend_start_s"}
     extra = {**null_columns(table, have=have | {"trace"}), "trace": pl.lit(region)}
     convert_csv(path, layouts, out, display=display, extra=extra, select=cols, row_index=None, table=table)
     return {table: [out]}

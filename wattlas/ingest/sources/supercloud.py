@@ -7,10 +7,14 @@ Files as published under ``datacenter-challenge/202201/``: the Slurm log (``slur
 * The Slurm log, the TRES mapping and the labels form one store key (``jobs``): a reduce step
   parses ``tres_alloc``/``tres_req`` as ``id=count`` pairs (never by substring: ``2=10010`` is
   memory, not GPU 1001) with the mapping's ids, and joins the labels into ``hpc_jobs``.
+  ``nodelist`` (a Python list literal, ``['r9189566-n911952']``) is checked by a regex and split
+  into ``node_names`` with string operations, never evaluated.
 * The ~120k GPU files are read many per task (polars multi-file scans) and stored under one key
   per ``gpu/NNNN`` folder, so the store holds a few hundred Parquet files, not 120,000.
   nvidia-smi's non-numeric cells (``[N/A]``, ``[Not Supported]``, ...) become null and are
   counted in the ingest summary; any other non-numeric cell is an error naming file, line, column.
+  A file without ``gpu_index`` (some real ones) is read as GPU 0 and counted, unless a timestamp
+  repeats in it (rows of several GPUs): that is an error naming the file and line.
 * CPU ``-summary.csv`` files are aggregates of the time series and are not ingested.
 
 Times are Unix epoch seconds (UTC).
@@ -117,6 +121,24 @@ def _code(e: pl.Expr, strict: bool = True) -> pl.Expr:
 _TRES_RE = r"^\d+=\d+(,\d+=\d+)*$"
 CODE = RawType(pl.String, "an exit code like 0 or 0:0", _code)
 TRES = matching(_TRES_RE, "a TRES list like 1=8,2=10010,4=1")
+# `nodelist` as the real log writes it: a Python list literal, `['r9189566-n911952']` (quoted by
+# the CSV when it holds a comma). Also accepted: bare names `r1-n1` / `r1-n1,r2-n2` (older form)
+# and Slurm's `None assigned` for a job without nodes, alone or as the list's only item.
+_NODE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+_NO_NODES = "None assigned"
+_ITEM = rf"(?:'(?:{_NODE_NAME}|{_NO_NODES})'|\"(?:{_NODE_NAME}|{_NO_NODES})\")"
+_NODELIST_RE = (rf"^\s*(?:\[\s*(?:{_ITEM}(?:\s*,\s*{_ITEM})*)?\s*\]|{_NODE_NAME}(?:,{_NODE_NAME})*"
+                rf"|{_NO_NODES})\s*$")
+NODELIST = matching(_NODELIST_RE, "a node list like ['r9189566-n911952'] (a Python list literal of node names)")
+
+
+def _node_names(raw: pl.Expr) -> pl.Expr:
+    """The node names of a `nodelist` that :data:`NODELIST` accepted: every name-like token.
+
+    Vectorized (no per-row literal_eval over the ~500k jobs): the validation regex leaves only
+    brackets, quotes, commas and spaces between the names.
+    """
+    return raw.str.replace_all(_NO_NODES, "", literal=True).str.extract_all(_NODE_NAME)
 _SLURM_COLUMNS = (
     "id_job", "id_array_job", "id_array_task", "id_user", "kill_requid", "nodes_alloc", "nodelist", "cpus_req",
     "derived_ec", "exit_code", "gres_used", "array_max_tasks", "array_task_pending", "constraints", "flags",
@@ -141,6 +163,7 @@ def _slurm_derive(lf: pl.LazyFrame) -> pl.LazyFrame:
         _low=(numeric % 256),
         submit_s=_epoch("time_submit"), eligible_s=_epoch("time_eligible"), start_s=_epoch("time_start"),
         end_s=_epoch("time_end"),
+        node_names=_node_names(pl.col("node_list")),
     )
     lf = lf.with_columns(
         state=pl.when(pl.col("_low").is_in(list(_STATES))).then(
@@ -150,6 +173,7 @@ def _slurm_derive(lf: pl.LazyFrame) -> pl.LazyFrame:
            for w in ("submit", "eligible", "start", "end")},
         wait_s=pl.col("start_s") - pl.col("submit_s"),
         run_s=pl.col("end_s") - pl.col("start_s"),
+        node_count=pl.col("node_names").list.len().cast(pl.Int64),
     )
     return lf
 
@@ -158,7 +182,7 @@ SLURM = CsvLayout(
     name="Supercloud Slurm log",
     header=_SLURM_COLUMNS,
     raw_types={**{c: INT if c in _INTS else STR for c in _SLURM_COLUMNS},
-               "derived_ec": CODE, "exit_code": CODE, "tres_alloc": TRES, "tres_req": TRES},
+               "derived_ec": CODE, "exit_code": CODE, "tres_alloc": TRES, "tres_req": TRES, "nodelist": NODELIST},
     columns={"job_id": "id_job", "array_job_id": "id_array_job", "array_task_id": "id_array_task",
              "user": "id_user", "partition": "partition", "state": "state", "exit_code": "exit_code",
              "derived_exit_code": "derived_ec", "time_limit_min": "timelimit", "tres_alloc": "tres_alloc",
@@ -342,6 +366,32 @@ _CPU_RENAME = {"Step": "step", "Node": "node", "Series": "series", "ElapsedTime"
                "RSS": "rss", "VMSize": "vm_size", "Pages": "pages", "ReadMB": "read_mb", "WriteMB": "write_mb"}
 
 
+#: Ingest summary counter of the GPU files read as GPU 0 because they have no gpu_index column.
+NO_INDEX_STAT = "gpu_samples: files without gpu_index, read as GPU 0 (one GPU per file)"
+
+
+def _check_one_gpu(f: dict, out: Path) -> None:
+    """Refuse a file without ``gpu_index`` whose rows are of several GPUs (a timestamp repeats).
+
+    nvidia-smi writes one row per GPU per sample with the same timestamp; without the index
+    those rows cannot be told apart, and reading them all as GPU 0 would mix the GPUs.
+    """
+    header = read_header_fields(Path(f["_path"]), f["_display"], allow_empty=True)
+    repeat = (
+        pl.scan_csv(f["_path"], schema={c: pl.String for c in header}).with_row_index("_row")
+        .with_columns(_first=pl.col("_row").min().over("timestamp"))
+        .filter(pl.col("_row") != pl.col("_first")).head(1).collect()
+    )
+    if repeat.height:
+        row = repeat.row(0, named=True)
+        out.unlink(missing_ok=True)
+        raise InputFormatError(
+            f"timestamp {row['timestamp']} repeats line {row['_first'] + 2}: the file has no gpu_index column but "
+            "rows of several GPUs, which cannot be told apart (a single-GPU file without gpu_index is read as "
+            "GPU 0)", file=f["_display"], line=row["_row"] + 2, column="timestamp",
+        )
+
+
 def _first_data_line(path: Path) -> bytes:
     with open(path, "rb") as fh:
         fh.readline()
@@ -354,11 +404,12 @@ def _gpu(items: list[tuple[PurePosixPath, Path]], out_dir: Path) -> tuple[dict[s
         display = f"{logical.parent.name}/{logical.name}"
         header = tuple(read_header_fields(path, display, allow_empty=True))
         extra = set(header) - set(GPU_COLUMNS) - {"ElapsedTime"}
-        missing = set(GPU_COLUMNS) - set(header)
+        # Some real files lack gpu_index: single-GPU files, read as GPU 0 (see _check_one_gpu).
+        missing = set(GPU_COLUMNS) - set(header) - {"gpu_index"}
         if extra or missing:
             raise InputFormatError(
                 f"unexpected GPU file header {quote_input(','.join(header))}: expected {','.join(GPU_COLUMNS)} "
-                "(optionally with ElapsedTime)", file=display, line=1,
+                "(optionally with ElapsedTime, or without gpu_index for a single GPU)", file=display, line=1,
             )
         job, node = _GPU.match(logical.name).groups()
         # elapsed_s where the file lacks ElapsedTime: timestamp - the file's first timestamp.
@@ -379,8 +430,9 @@ def _gpu(items: list[tuple[PurePosixPath, Path]], out_dir: Path) -> tuple[dict[s
                          include_file_paths="_path", has_header=True)
         lf = lf.join(meta, on="_path", how="left", maintain_order="left")
         elapsed = pl.col("ElapsedTime") if "ElapsedTime" in header else pl.col("timestamp") - pl.col("_t0")
+        index = pl.col("gpu_index") if "gpu_index" in header else pl.lit(0, pl.Int32)
         frames.append(select_table(
-            lf, "gpu_samples", time_s=pl.col("timestamp"),
+            lf, "gpu_samples", gpu_index=index, time_s=pl.col("timestamp"),
             time=pl.from_epoch((pl.col("timestamp") * 1e6).round().cast(pl.Int64), time_unit="us")
             .dt.replace_time_zone("UTC"),
             elapsed_s=elapsed, **{new: pl.col(old) for old, new in _GPU_RENAME.items()},
@@ -396,8 +448,12 @@ def _gpu(items: list[tuple[PurePosixPath, Path]], out_dir: Path) -> tuple[dict[s
         ) from e
     _check_required(out, ("gpu_index", "time_s"), all_files, GPU_COLUMNS)
     check_bounds_by_file(out, "gpu_samples", all_files, ("job_id", "node"))
+    no_index = [f for header, files in variants.items() if "gpu_index" not in header for f in files]
+    for f in no_index:
+        _check_one_gpu(f, out)
     nulls = _null_count(out, list(_GPU_RENAME.values()))
-    record_stats(out_dir, {"gpu_samples: nvidia-smi cells read as null ([N/A], [Not Supported], ... or empty)": nulls})
+    record_stats(out_dir, {"gpu_samples: nvidia-smi cells read as null ([N/A], [Not Supported], ... or empty)": nulls,
+                           NO_INDEX_STAT: len(no_index)})
     counts = dict(
         pl.scan_parquet(out).group_by("job_id", "node").len().select(
             pl.concat_str(pl.col("job_id").cast(pl.String), pl.col("node"), separator="-"), "len"
@@ -476,15 +532,15 @@ def _check_required(out: Path, columns: tuple[str, ...], files: list[dict], raw:
     for f in files:
         path = Path(f["_path"])
         header = read_header_fields(path, f["_display"], allow_empty=True)
+        present = [c for c in ("timestamp", "gpu_index") if c in header]  # gpu_index can be absent
         hit = (
             pl.scan_csv(path, schema={c: pl.String for c in header}).with_row_index("_row")
-            .filter(pl.any_horizontal(pl.col("timestamp").is_null() | pl.col("timestamp").is_in(list(NA_VALUES)),
-                                      pl.col("gpu_index").is_null() | pl.col("gpu_index").is_in(list(NA_VALUES))))
+            .filter(pl.any_horizontal(pl.col(c).is_null() | pl.col(c).is_in(list(NA_VALUES)) for c in present))
             .head(1).collect()
         )
         if hit.height:
             row = hit.row(0, named=True)
-            col = "timestamp" if row["timestamp"] is None or row["timestamp"] in NA_VALUES else "gpu_index"
+            col = next(c for c in present if row[c] is None or row[c] in NA_VALUES)
             raise InputFormatError(
                 f"{row[col]!r}: a GPU sample needs its {col}", file=f["_display"], line=row["_row"] + 2, column=col
             )
