@@ -142,7 +142,13 @@ def _child_refusal(tmp_path: Path, data_path: Path) -> tuple[str, int]:
         "import sys; from wattlas.ingest import ingest; from wattlas.errors import InputFormatError\n"
         "try:\n    ingest('burstgpt', [sys.argv[1]], store=sys.argv[2], workers=1)\n"
         "except InputFormatError as e:\n    sys.stdout.write(str(e))\n"
-        "import resource; sys.stderr.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+        # VmHWM, the peak of this process's own memory map: ru_maxrss would also count the
+        # parent's pages that Linux charges to a vforked child before its exec.
+        "import os, re, resource\n"
+        "st = '/proc/self/status'\n"
+        "hwm = (re.search(r'VmHWM:\\s+(\\d+)', open(st).read()).group(1) if os.path.exists(st)\n"
+        "       else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "sys.stderr.write(str(hwm))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, "-c", code, str(data_path), str(tmp_path / "store")],
