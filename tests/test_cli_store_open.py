@@ -40,6 +40,9 @@ READ_COMMANDS = {
     "report": ["report", "llm_requests", "-o", "{tmp}/r.html"],
     "workload export": ["workload", "export", "llm_requests", "-f", "jsonl", "-o", "{tmp}/w.jsonl",
                         "--source", "azure-llm-2023"],
+    "estimate": ["estimate", "--source", "azure-llm-2023", "--gpu", "H100", "--model", "llama-3-8b"],
+    "bench report": ["bench", "report", "-o", "{tmp}/b.html"],
+    "release build": ["release", "build", "demo", "-o", "{tmp}/rel"],
 }
 
 
