@@ -98,8 +98,11 @@ def test_report_command_and_registry(tmp_path, capsys):
     # A table without a builder, or an empty selection, is a clear error and writes nothing.
     assert main(["report", "no_such_table", "-o", str(tmp_path / "a.html"), "--store", str(tmp_path / "s")]) == 1
     assert main(["report", "llm_requests", "-o", str(tmp_path / "b.html"), "--store", str(tmp_path / "s")]) == 1
-    err = capsys.readouterr().err
-    assert "no report for table 'no_such_table'" in err and "has no rows" in err
+    (tmp_path / "e").mkdir()  # a store with nothing committed yet
+    (tmp_path / "e" / "catalog.json").write_text('{"format": 1, "generation": 0, "tables": {}}')
+    assert main(["report", "llm_requests", "-o", str(tmp_path / "c.html"), "--store", str(tmp_path / "e")]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "unknown table 'no_such_table'" in err and "no wattlas store at" in err and "has no rows" in err
     assert not list(tmp_path.glob("*.html"))
     with pytest.raises(AnalysisError):
         build_report("llm_requests", tmp_path / "c.html", data=pl.DataFrame(

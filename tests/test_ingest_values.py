@@ -217,6 +217,8 @@ def test_real_enospc_from_polars_is_a_store_error(tmp_path):
 def _sql(tmp_path: Path, fmt: str) -> bytes:
     query = "select 'a' || chr(27) || '[31mb' as x, '[red]z' || chr(10) || 'n' as y"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    (tmp_path / "S").mkdir(exist_ok=True)  # `sql` reads a store, even for a query that names no table
+    (tmp_path / "S" / "catalog.json").write_text('{"format": 1, "generation": 0, "tables": {}}')
     r = subprocess.run([sys.executable, "-m", "wattlas", "sql", query, "--store", str(tmp_path / "S"), "-f", fmt],
                        capture_output=True, env=env, timeout=120, check=True)
     return r.stdout

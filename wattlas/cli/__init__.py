@@ -2,7 +2,8 @@
 
 Each area registers its commands from its own module (``register(app)``). Errors derived from
 :class:`wattlas.errors.WattlasError` print as one paragraph on stderr with exit code 1;
-``--debug`` (anywhere on the line) or ``WATTLAS_DEBUG=1`` shows the traceback instead.
+``--debug`` (anywhere on the line) or ``WATTLAS_DEBUG=1`` shows the traceback instead; ``--quiet``
+(anywhere on the line) hides notices such as ``store: PATH``.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("WATTLAS_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
+    from . import _common
+
+    # --quiet, like --debug, is accepted anywhere on the line: it hides the `store: PATH` notice.
+    _common.QUIET = "--quiet" in args
+    _common._ANNOUNCED.clear()  # one announcement per store and command, also when main() runs twice
+    args = [a for a in args if a != "--quiet"]
     _setup_logging(debug)
     try:
         # Standalone mode: the CLI library prints usage errors and exits through SystemExit;

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import StoreOpt, err, open_store, out
+from ._common import StoreOpt, err, open_store, out, resolve_selection, resolve_table
 
 
 class WorkloadFormat(StrEnum):
@@ -70,7 +70,10 @@ def report_cmd(
     from ..analysis.report import build_report
 
     started = time.perf_counter()
-    path = build_report(table, output, store=open_store(store), source=source, trace=trace)
+    table = resolve_table(table)  # before the store: a misspelt argument is the first thing to say
+    st = open_store(store, write=False)
+    source, trace = resolve_selection(st, table, source, trace)
+    path = build_report(table, output, store=st, source=source, trace=trace)
     err.print(f"report written in {time.perf_counter() - started:.1f} s")
     out.print(str(path.resolve()), highlight=False, soft_wrap=True)
 
@@ -107,7 +110,9 @@ def export_cmd(
 
     if table != "llm_requests":
         raise AnalysisError(f"only llm_requests can be exported as a workload, not {table!r}")
-    f = export_workload(store=open_store(store), source=source, trace=trace, start_s=start, duration_s=duration,
+    st = open_store(store, write=False)
+    source, trace = resolve_selection(st, table, source, trace)
+    f = export_workload(store=st, source=source, trace=trace, start_s=start, duration_s=duration,
                         rate_scale=rate_scale, fmt=fmt.value, path=output, model=model, log_type=log_type,
                         hash_block=hash_block, prefix_sharing=prefix_sharing.value if prefix_sharing else None,
                         time_unit=time_unit.value if time_unit else None)
@@ -135,7 +140,9 @@ def synth_cmd(
     from ..analysis.workload import parse_like, synthesize_workload_with_target, write_workload
 
     src, tr = parse_like(like)
-    df, target = synthesize_workload_with_target(store=open_store(store), source=src, trace=tr,
+    st = open_store(store, write=False)
+    src, tr = resolve_selection(st, "llm_requests", src, tr)
+    df, target = synthesize_workload_with_target(store=st, source=src, trace=tr,
                                                  duration_s=duration, rate_per_s=rate, seed=seed)
     f = write_workload(df, output, fmt.value, hash_block=hash_block, time_unit=time_unit.value if time_unit else None,
                        what=f"the synthetic trace like {like}")

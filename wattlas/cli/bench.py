@@ -348,7 +348,7 @@ def bench_report_cmd(
     from ..bench.report import figures, write_html
     from ._common import open_store
 
-    con = open_store(store).connect()
+    con = open_store(store, write=False).connect()
     try:
         figs = figures(con, run_id)
     finally:

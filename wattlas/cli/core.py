@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import FormatOpt, OutputFormat, StoreOpt, err, open_store, out, print_frame
+from ._common import FormatOpt, OutputFormat, StoreOpt, err, open_store, out, print_frame, resolve
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +50,7 @@ def run_ingest(source_id: str, paths: list[Path] | None, store_path: Path | None
     """Ingest with a progress bar on stderr: files done, rows, bytes and MB/s."""
     from ..ingest import ingest
 
-    store = open_store(store_path)
+    store = open_store(store_path, write=True)
     with _progress() as progress:
         task = progress.add_task(source_id, total=None, rows="")
         state = {"rows": 0, "files": 0, "total_files": 0, "archives": 0}
@@ -75,6 +75,14 @@ def run_ingest(source_id: str, paths: list[Path] | None, store_path: Path | None
         # Downloads draw their own bars in the same progress display.
         return ingest(source_id, paths or None, store, workers=workers, on_event=on_event,
                       progress=progress, archive_limits=archive_limits)
+
+
+def _source_id(text: str) -> str:
+    """A registered source id (case-insensitive), or UnknownSourceError with a did-you-mean."""
+    from ..errors import UnknownSourceError
+    from ..ingest.registry import sources
+
+    return resolve(text, [s.id for s in sources()], what="source", error=UnknownSourceError)
 
 
 def _byte_size(text: str | None) -> int | None:
@@ -121,6 +129,7 @@ def ingest_cmd(
         from .release import ingest_release
 
         return ingest_release(from_, store, replace=replace)
+    source_id = _source_id(source_id)
     if replace:
         from ..errors import WattlasError
 
@@ -173,7 +182,7 @@ def sql_cmd(
 
     if query == "-":
         query = sys.stdin.read()
-    df = run_query(query, open_store(store), allow_writes=allow_writes, allow_read=allow_read or ())
+    df = run_query(query, open_store(store, write=False), allow_writes=allow_writes, allow_read=allow_read or ())
     print_frame(df, fmt)
 
 
@@ -183,7 +192,7 @@ def tables_cmd(store: StoreOpt = None, fmt: FormatOpt = OutputFormat.table) -> N
 
     from ..schemas import TABLES, TYPE_NAMES
 
-    infos = open_store(store).tables()
+    infos = open_store(store, write=False).tables()
     if fmt is not OutputFormat.table:
         rows = []
         for info in infos:
@@ -240,7 +249,7 @@ def sources_cmd(
     if forget:
         from ..ingest.download import RECORD, forget_recorded_hash
 
-        cache_dir = open_store(store).cache_dir
+        cache_dir = open_store(store, write=True).cache_dir  # the store's download cache
         for key in forget:
             old = forget_recorded_hash(cache_dir, key)
             err.print(f"forgot sha256:{old} of {key} (in {cache_dir / RECORD}); the next download records it anew",
@@ -300,7 +309,7 @@ def quickstart_cmd(
     from ..errors import DownloadError
 
     started = time.perf_counter()
-    st = open_store(store)
+    st = open_store(store, write=True)
     source = "azure-llm-2023"
     try:
         run_ingest(source, None, st.root, None)
@@ -324,7 +333,7 @@ def quickstart_cmd(
     from ..analysis.report import build_report
 
     report = build_report("llm_requests", st.root / "report.html", store=st, source=source)
-    err.print(f"store: {st.root}  ({time.perf_counter() - started:.1f} s)")
+    err.print(f"store: {st.root}  ({time.perf_counter() - started:.1f} s)", highlight=False, soft_wrap=True)
     # The report's path ends the run; on stdout only where stdout is not machine-readable.
     (out if fmt is OutputFormat.table else err).print(f"report: {report.resolve()}", highlight=False,
                                                       soft_wrap=True)

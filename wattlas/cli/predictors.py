@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import FormatOpt, OutputFormat, StoreOpt, err, open_store, print_frame
+from ._common import FormatOpt, OutputFormat, StoreOpt, err, open_store, print_frame, resolve_selection
 
 predictors_app = typer.Typer(help="Runtime, power and interference predictors: list, evaluate, train.",
                              no_args_is_help=True)
@@ -71,7 +71,7 @@ def evaluate_cmd(
     if store is not None:
         from ..predictors.definitions import DEFINITIONS
 
-        st = open_store(store)
+        st = open_store(store, write=False)
         for n in names or list(DEFINITIONS):
             defn = get_definition(n)
             try:
@@ -116,7 +116,7 @@ def train_cmd(
     from ..predictors.bundle import save
     from ..predictors.train import train
 
-    st = open_store(store)
+    st = open_store(store, write=False)
     err.print(f"training {name} on {st.root} ...")
     predictor = train(name, st, evaluate=evaluate)
     dest = out or (st.root / "models")
@@ -241,7 +241,9 @@ def estimate_cmd(
 
     assumptions = Assumptions(gpu=gpu, model=model, power_limit_w=power_limit, decode_batch=decode_batch,
                               tensor_parallel=tensor_parallel, dtype=dtype)
-    per_request, summary = estimate_trace(open_store(store), source, trace, assumptions, models_dir=models,
+    st = open_store(store, write=False)
+    source, trace = resolve_selection(st, "llm_requests", source, trace)
+    per_request, summary = estimate_trace(st, source, trace, assumptions, models_dir=models,
                                           method=method)
     if output is not None:
         per_request.write_parquet(output)

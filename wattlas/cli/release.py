@@ -60,7 +60,7 @@ def build_cmd(
         base = ReleaseDefinition(name=name)
     table_list = tuple(t.strip() for t in tables.split(",") if t.strip()) if tables else None
     spec = base.with_overrides(tables=table_list, where=where, version=version)
-    report = build_release(spec, out_dir, open_store(store), force=force)
+    report = build_release(spec, out_dir, open_store(store, write=False), force=force)
     rows = [
         {"file": rel, "bytes": size, "sha256": sha,
          "rows": next((t.rows for t in report.tables if t.file == rel), None)}
@@ -113,7 +113,7 @@ def ingest_release(dirs: list[Path] | None, store: Path | None, *, replace: bool
 
     if not dirs:
         raise ReleaseError("`wattlas ingest release` needs --from DIR (a release directory)")
-    st = open_store(store)
+    st = open_store(store, write=True)
     for d in dirs:
         report = load_release(d, st, replace=replace)
         for r in report.replaced:

@@ -126,11 +126,11 @@ def sources() -> list[Source]:
 
 def get_source(source_id: str) -> Source:
     """The source with id ``source_id``; the error lists the known ids."""
-    for src in sources():
-        if src.id == source_id:
-            return src
-    known = ", ".join(s.id for s in sources())
-    raise UnknownSourceError(f"unknown source {source_id!r}; known sources: {known}")
+    from .._names import resolve_name
+
+    by_id = {s.id: s for s in sources()}
+    # exact: callers go on using the string they passed (store partitions, staging paths).
+    return by_id[resolve_name(source_id, by_id, what="source", error=UnknownSourceError, exact=True)]
 
 
 def source_module(source_id: str) -> ModuleType:

@@ -25,12 +25,9 @@ __all__ = ["TABLES", "TYPE_NAMES", "Column", "TableSchema", "arrow_type", "get_t
 
 def get_table(name: str) -> TableSchema:
     """The schema of table ``name``; raises :class:`UnknownTableError` listing the known ones."""
-    try:
-        return TABLES[name]
-    except KeyError:
-        raise UnknownTableError(
-            f"unknown table {name!r}; known tables: {', '.join(sorted(TABLES))}"
-        ) from None
+    from .._names import resolve_name
+
+    return TABLES[resolve_name(name, TABLES, what="table", error=UnknownTableError, exact=True)]
 
 
 def markdown() -> str:
