@@ -1,0 +1,106 @@
+"""Ctrl-C and impossible requests (issue 13, section 4): one line, exit 130, nothing left running;
+refusals before any work; reports that say why a figure is missing; outputs that go where asked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from wattlas.store import Store
+
+from ._ingest_helpers import FIXTURES, table_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The CLI entry, with small batches (many staged batches from few files) and a parent that takes
+# a while per finished batch, so a SIGINT surely lands mid-run.
+CLI_SLOW_INGEST = textwrap.dedent("""
+    import sys, time
+    from wattlas.ingest import engine
+    from wattlas.cli import main
+
+    engine.BATCH_FILES = 2
+    finish = engine._Run._finish
+
+    def slow_finish(self, *args, **kwargs):
+        finish(self, *args, **kwargs)
+        time.sleep(0.3)
+
+    engine._Run._finish = slow_finish
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def _gpu_dir(root: Path, n_files: int = 40) -> Path:
+    """``n_files`` small Supercloud GPU files of one key."""
+    header, *_ = (FIXTURES / "hpc" / "409499185-r8939293-n208531.csv").read_text().splitlines()
+    folder = root / "gpu" / "0007"
+    folder.mkdir(parents=True)
+    for i in range(n_files):
+        rows = [f"{1614556921 + i * 10 + k}.000,{k % 2},{i},{k},32500,10,30,[N/A],{40 + i}.5,16"
+                for k in range(5)]
+        (folder / f"{5000 + i}-r1-n{i}.csv").write_text("\n".join([header, *rows]) + "\n")
+    return root
+
+
+def _group_alive(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(entry.name))
+    return alive
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find leftover processes")
+def test_ctrl_c_during_ingest_prints_one_line_exits_130_and_resumes(tmp_path: Path):
+    data = _gpu_dir(tmp_path / "data")
+    store = tmp_path / "store"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = ["ingest", "supercloud", "--from", str(data), "--workers", "2", "--store", str(store)]
+    proc = subprocess.Popen([sys.executable, "-c", CLI_SLOW_INGEST, *argv], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    staging = store / ".staging" / "supercloud"
+    deadline = time.monotonic() + 90
+    while not list(staging.glob("b-*/done.json")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the ingest ended before a batch was staged: {proc.communicate()}"
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+    out, err = proc.communicate(timeout=60)
+    deadline = time.monotonic() + 10
+    while (left := _group_alive(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("interrupted:")]
+    assert len(lines) == 1, repr(err)
+    staged = len(list(staging.glob("b-*/done.json")))
+    assert 0 < staged < 20
+    assert lines[0] == f"interrupted: {staged} batches staged; run the same command to resume"
+    assert not left, f"processes of the interrupted ingest still alive: {left}"
+    assert not (store / "catalog.json").exists()  # nothing committed
+
+    # The same command again resumes the staged batches and ends with exactly a clean run's rows.
+    rerun = subprocess.run([sys.executable, "-c", CLI_SLOW_INGEST.replace("0.3", "0"), *argv],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resumed {2 * staged} file(s)" in rerun.stderr
+    clean = subprocess.run([sys.executable, "-m", "wattlas", *argv[:-1], str(tmp_path / "clean")],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 0, clean.stderr
+    order = "job_id, time_s, gpu_index"
+    assert table_rows(Store(store), "gpu_samples", order) == table_rows(Store(tmp_path / "clean"), "gpu_samples", order)
