@@ -104,3 +104,39 @@ def test_ctrl_c_during_ingest_prints_one_line_exits_130_and_resumes(tmp_path: Pa
     assert clean.returncode == 0, clean.stderr
     order = "job_id, time_s, gpu_index"
     assert table_rows(Store(store), "gpu_samples", order) == table_rows(Store(tmp_path / "clean"), "gpu_samples", order)
+
+
+def _interrupt_group_when(proc: subprocess.Popen[str], ready) -> tuple[str, str, list[int]]:
+    """SIGINT ``proc``'s process group once ``ready()``; its output and what is left of the group."""
+    deadline = time.monotonic() + 90
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the command ended before the interrupt: {proc.communicate()}"
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+    out, err = proc.communicate(timeout=60)
+    deadline = time.monotonic() + 10
+    while (left := _group_alive(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return out, err, left
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find leftover processes")
+def test_ctrl_c_during_a_bench_keeps_the_points_and_prints_one_line(tmp_path: Path):
+    import duckdb
+
+    store = tmp_path / "store"
+    sizes = ",".join(str(n) for n in range(64, 84))  # 20 points, each after a 0.3 s cool-down
+    cmd = [sys.executable, "-m", "wattlas", "bench", "gemm", "--device", "cpu", "--quick", "--sizes", sizes,
+           "--dtypes", "fp32", "--cooldown-s", "0.3", "--store", str(store)]
+    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    results = store / "tables" / "bench_results"
+    out, err, left = _interrupt_group_when(proc, lambda: len(list(results.rglob("*.parquet"))) >= 2)
+
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    kept = len(list(results.rglob("*.parquet")))
+    assert [ln for ln in err.splitlines() if ln.startswith("interrupted:")] == [f"interrupted: {kept} points kept"]
+    assert not left, f"processes of the interrupted bench still alive: {left}"
+    runs = duckdb.sql(f"select status, points from read_parquet('{store}/tables/bench_runs/*/*.parquet')").fetchall()
+    assert runs == [("interrupted", kept)]
