@@ -140,3 +140,63 @@ def test_ctrl_c_during_a_bench_keeps_the_points_and_prints_one_line(tmp_path: Pa
     assert not left, f"processes of the interrupted bench still alive: {left}"
     runs = duckdb.sql(f"select status, points from read_parquet('{store}/tables/bench_runs/*/*.parquet')").fetchall()
     assert runs == [("interrupted", kept)]
+
+
+# ------------------------------------------------------------------ benches that cannot measure
+@pytest.fixture
+def no_energy_counter(monkeypatch):
+    """A machine without RAPL (whatever this one has), and a GEMM that must never run."""
+    from wattlas.bench import gemm
+    from wattlas.bench.rapl import RaplReader
+
+    monkeypatch.setattr(RaplReader, "available", property(lambda self: False))
+    monkeypatch.setattr(RaplReader, "reason", "no_powercap", raising=False)
+
+    def never(*args, **kwargs):
+        raise AssertionError("a workload ran although the bench cannot measure it")
+
+    monkeypatch.setattr(gemm, "measure_gemm", never)
+
+
+@pytest.mark.parametrize("extra", [[], ["--dtype", "fp32"]])
+def test_energy_check_without_an_energy_counter_refuses_before_any_work(
+        tmp_path: Path, capsys, no_energy_counter, extra: list[str]):
+    from wattlas.cli import main
+
+    code = main(["bench", "energy-check", "--device", "cpu", "--store", str(tmp_path / "s"), *extra])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1
+    assert "bench energy-check needs an energy counter" in err and "no_powercap" in err
+    assert not (tmp_path / "s" / "tables").exists()  # not even a bench_runs row
+
+
+@pytest.mark.parametrize("extra", [["--idle-s", "2"], ["--power-limits", "200", "--allow-device-settings"]])
+def test_gemm_asked_for_what_it_cannot_measure_or_set_refuses_first(
+        tmp_path: Path, capsys, no_energy_counter, extra: list[str]):
+    from wattlas.cli import main
+
+    code = main(["bench", "gemm", "--device", "cpu", "--quick", "--store", str(tmp_path / "s"), *extra])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1
+    assert ("needs an energy counter" in err) if "--idle-s" in extra else ("need an NVML GPU" in err), err
+    assert not (tmp_path / "s" / "tables").exists()
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_energy_check_default_dtype_on_cpu_is_one_the_cpu_runs(tmp_path: Path, monkeypatch):
+    from wattlas.bench import gemm, run
+
+    seen: list[str] = []
+
+    def measured(pt, *args, **kwargs):
+        seen.append(pt.dtype)
+        raise _Stop  # enough: the GEMM that would run is known
+
+    monkeypatch.setattr(run, "energy_refusal", lambda *a: None, raising=False)  # as if RAPL were readable
+    monkeypatch.setattr(gemm, "measure_gemm", measured)
+    with pytest.raises(_Stop):
+        run.energy_check(store=tmp_path / "s", device="cpu", shapes=[(64, 64, 64)], trials=1, window_s=1.0)
+    assert seen == ["fp32"]

@@ -298,7 +298,8 @@ def energy_check_cmd(
     window_s: Annotated[float, typer.Option("--window-s", help="Window per trial.")] = 10.0,
     trials: Annotated[int, typer.Option("--trials", help="Windows per shape.")] = 2,
     sizes: Annotated[str, typer.Option("--sizes", help="GEMM shapes (different power levels).")] = "8192,2048",
-    dtype: Annotated[str, typer.Option("--dtype")] = "bf16",
+    dtype: Annotated[str | None, typer.Option(
+        "--dtype", help="GEMM dtype (default bf16 on GPU, fp32 on CPU).", show_default=False)] = None,
     sampler_period_s: SamplerOpt = 0.1,
     device: DeviceOpt = "auto",
     store: StoreOpt = None,
