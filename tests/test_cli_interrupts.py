@@ -144,13 +144,18 @@ def test_ctrl_c_during_a_bench_keeps_the_points_and_prints_one_line(tmp_path: Pa
 
 # ------------------------------------------------------------------ benches that cannot measure
 @pytest.fixture
-def no_energy_counter(monkeypatch):
-    """A machine without RAPL (whatever this one has), and a GEMM that must never run."""
-    from wattlas.bench import gemm
+def no_rapl(monkeypatch):
+    """This process sees no RAPL counter, whatever the machine has."""
     from wattlas.bench.rapl import RaplReader
 
     monkeypatch.setattr(RaplReader, "available", property(lambda self: False))
     monkeypatch.setattr(RaplReader, "reason", "no_powercap", raising=False)
+
+
+@pytest.fixture
+def no_energy_counter(no_rapl, monkeypatch):
+    """No RAPL, and a GEMM that must never run."""
+    from wattlas.bench import gemm
 
     def never(*args, **kwargs):
         raise AssertionError("a workload ran although the bench cannot measure it")
@@ -200,3 +205,63 @@ def test_energy_check_default_dtype_on_cpu_is_one_the_cpu_runs(tmp_path: Path, m
     with pytest.raises(_Stop):
         run.energy_check(store=tmp_path / "s", device="cpu", shapes=[(64, 64, 64)], trials=1, window_s=1.0)
     assert seen == ["fp32"]
+
+
+# ------------------------------------------------------------------ bench reports without power
+class _NoPowerSampler:
+    """What the sampler gives on a machine without RAPL: CPU busy share, no power."""
+
+    running = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def start(self) -> _NoPowerSampler:
+        return self
+
+    def samples(self, t0: float, t1: float) -> list[tuple]:
+        return [(t, "cpu", None, None, None, None, None, None, None, None, 0.5) for t in (t0, t1)]
+
+    def drop_before(self, t: float) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+@pytest.fixture
+def cpu_bench_store(tmp_path: Path, no_rapl, monkeypatch) -> Path:
+    """A store with one tiny CPU GEMM run whose power samples carry no power (no RAPL)."""
+    from wattlas.bench import run, sampler
+
+    monkeypatch.setattr(sampler, "PowerSampler", _NoPowerSampler)
+    store = tmp_path / "store"
+    run.bench_gemm(store=store, device="cpu", shapes=[(64, 64, 64)], dtypes=["fp32"], quick=True)
+    return store
+
+
+def test_bench_figures_are_never_empty_and_say_why_power_is_missing(cpu_bench_store: Path):
+    import wattlas
+    from wattlas.bench import report
+
+    con = wattlas.connect(cpu_bench_store)
+    assert con.sql("select count(*) from power_samples").fetchall() == [(2,)]
+    figs = report.figures(con)
+    assert figs and all(len(f.data) > 0 for f in figs), [f.layout.title.text for f in figs]
+    assert report.figures_and_notes(con)[1] == ["no power samples: no_powercap"]
+    (roofline,) = figs  # a CPU run: no datasheet peaks, so no roofs drawn and none claimed
+    assert not [t for t in roofline.data if t.name.startswith("roof")]
+    assert "roofs dotted" not in roofline.layout.title.text
+
+
+@pytest.mark.parametrize("argv", [["bench", "report"], ["report", "bench_results"]])
+def test_bench_report_commands_say_why_there_is_no_timeline(cpu_bench_store: Path, tmp_path: Path, argv: list[str]):
+    out = tmp_path / "r.html"
+    proc = subprocess.run([sys.executable, "-m", "wattlas", *argv, "--store", str(cpu_bench_store), "-o", str(out)],
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    page = out.read_text()
+    assert "no power samples: no_powercap" in page
+    assert "Power and clock timeline" not in page
+    if argv[0] == "bench":
+        assert "no power samples: no_powercap" in proc.stderr

@@ -346,15 +346,17 @@ def bench_report_cmd(
     store: StoreOpt = None,
 ) -> None:
     """Write the bench figures (roofline, power/clock timeline, J/token, co-location) to one HTML page."""
-    from ..bench.report import figures, write_html
+    from ..bench.report import figures_and_notes, write_html
     from ._common import open_store
 
     con = open_store(store).connect()
     try:
-        figs = figures(con, run_id)
+        figs, notes = figures_and_notes(con, run_id)
     finally:
         con.close()
-    path = write_html(figs, output)
+    path = write_html(figs, output, notes=notes)
+    for note in notes:
+        err.print(note, markup=False, highlight=False)
     err.print(f"{len(figs)} figure(s) written to {path}")
     sys.stdout.write(str(path) + "\n")
 
