@@ -265,3 +265,58 @@ def test_bench_report_commands_say_why_there_is_no_timeline(cpu_bench_store: Pat
     assert "Power and clock timeline" not in page
     if argv[0] == "bench":
         assert "no power samples: no_powercap" in proc.stderr
+
+
+# ------------------------------------------------------------------ outputs where they are asked for
+@pytest.fixture(scope="module")
+def llm_store(tmp_path_factory) -> Path:
+    """The sample LLM trace (15 minutes of requests) in a store."""
+    from wattlas.ingest import ingest
+    from wattlas.ingest.sources import sample
+
+    root = tmp_path_factory.mktemp("llm")
+    ingest(sample.SOURCE_ID, sample.generate(root / "raw", duration_s=900), store=Store(root / "store"), workers=1)
+    return root / "store"
+
+
+def _wattlas(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wattlas", *argv], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+
+
+def _export(store: Path, *extra: str) -> list[str]:
+    from wattlas.ingest.sources import sample
+
+    return ["workload", "export", "llm_requests", "-f", "vidur", "--source", sample.SOURCE_ID, "--trace", "conv",
+            "--store", str(store), *extra]
+
+
+def test_workload_export_to_dash_writes_the_file_to_stdout(llm_store: Path, tmp_path: Path):
+    to_file = _wattlas(*_export(llm_store, "-o", str(tmp_path / "w.csv"), "--duration", "60"))
+    to_stdout = _wattlas(*_export(llm_store, "-o", "-", "--duration", "60"))
+    assert to_file.returncode == 0 and to_stdout.returncode == 0, to_stdout.stderr
+    assert to_stdout.stdout == (tmp_path / "w.csv").read_text()  # the file, and nothing else
+    assert to_stdout.stdout.startswith("arrived_at,num_prefill_tokens,num_decode_tokens\n")
+    assert not Path("-").exists()
+
+
+@pytest.mark.parametrize(("extra", "wrong"), [(["--start", "100000"], "--start 100000 s is outside the trace"),
+                                              (["--duration", "0"], "--duration must be > 0 s"),
+                                              (["--duration", "-5"], "--duration must be > 0 s")])
+def test_workload_export_window_outside_the_trace_is_an_error_naming_its_span(
+        llm_store: Path, tmp_path: Path, extra: list[str], wrong: str):
+    proc = _wattlas(*_export(llm_store, "-o", str(tmp_path / "w.csv"), *extra))
+    msg = " ".join(proc.stderr.split())
+    assert proc.returncode == 1, proc.stderr
+    assert wrong in msg and "the trace spans 0 to " in msg, msg
+    assert not (tmp_path / "w.csv").exists()
+
+
+@pytest.mark.parametrize("argv", [["report", "llm_requests"], ["bench", "report"]])
+def test_report_into_a_missing_folder_fails_without_creating_it(llm_store: Path, tmp_path: Path, argv: list[str]):
+    target = tmp_path / "nonexistent" / "dir" / "r.html"
+    proc = _wattlas(*argv, "--store", str(llm_store), "-o", str(target))
+    msg = " ".join(proc.stderr.split())
+    assert proc.returncode == 1, proc.stderr
+    assert f"the folder {target.parent} does not exist" in msg, msg
+    assert not (tmp_path / "nonexistent").exists()

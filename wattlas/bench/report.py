@@ -226,7 +226,9 @@ def report_sections(ctx: Any) -> list[Any]:
 def write_html(figs: list[Any], path: str | Path, title: str = "wattlas bench results",
                notes: list[str] | None = None) -> Path:
     """One self-contained HTML page with every figure (plotly.js inlined once) and ``notes``."""
-    path = Path(path)
+    from .._files import require_parent_dir
+
+    path = require_parent_dir(path, "bench report")
     parts = []
     for i, fig in enumerate(figs):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0)))
