@@ -232,7 +232,8 @@ def write_html(figs: list[Any], path: str | Path, title: str = "wattlas bench re
     parts = []
     for i, fig in enumerate(figs):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0)))
-    body = "\n".join(f'<div class="fig">{p}</div>' for p in parts) or "<p>No bench figures in this store.</p>"
+    empty = "<p>No figures: see below.</p>" if notes else "<p>No bench results in this store.</p>"
+    body = "\n".join(f'<div class="fig">{p}</div>' for p in parts) or empty
     body += "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes or [])
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
             f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
