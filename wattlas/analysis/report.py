@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._files import require_parent_dir
 from ..errors import AnalysisError
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ def build_report(
     """
     from ._data import Input
 
+    require_parent_dir(out, "report")  # before the work, not after it
     builders = report_builders()
     if table not in builders:
         raise AnalysisError(
@@ -121,7 +123,6 @@ def build_report(
                                      f"trace {trace}" if trace else "") if x)
     page = render_html(title or f"wattlas report: {table}", sections, subtitle=subtitle, notes=ctx.notes)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, out)

@@ -52,6 +52,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +63,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import AnalysisError
-from ._data import Data, as_input
+from ._data import Data, Input, as_input
 
 if TYPE_CHECKING:
     import polars as pl
@@ -279,6 +282,7 @@ def workload_slice(
     if inp.count() == 0:
         raise AnalysisError("no requests selected" + (f" for source {source!r}" if source else "")
                             + (f", trace {trace!r}" if trace else ""))
+    _check_window(inp, start_s, duration_s)
     model = "model" if inp.has("model") else "NULL::VARCHAR"
     log_type = "log_type" if inp.has("log_type") else "NULL::VARCHAR"
     session = "session_id" if inp.has("session_id") else "NULL::VARCHAR"
@@ -295,6 +299,16 @@ def workload_slice(
         {"start": float(start_s), "scale": float(rate_scale),
          **({"dur": float(duration_s)} if duration_s is not None else {})},
     )
+
+
+def _check_window(inp: Input, start_s: float, duration_s: float | None) -> None:
+    """Refuse a slice that cannot hold a request, naming the trace's span (an empty file would not)."""
+    span_s = float(inp.sql("SELECT max(arrival_s) - min(arrival_s) AS s FROM _input")["s"][0])
+    where = f"the trace spans 0 to {span_s:,.3f} s (from its first request)"
+    if duration_s is not None and not duration_s > 0:
+        raise AnalysisError(f"--duration must be > 0 s, got {duration_s:g}; {where}")
+    if not 0 <= start_s <= span_s:
+        raise AnalysisError(f"--start {start_s:g} s is outside the trace: {where}")
 
 
 def _jsonl_options(fmt: str, hash_block: int | None, prefix_sharing: str | None,
@@ -368,8 +382,12 @@ def write_workload(df: pl.DataFrame, path: str | os.PathLike[str], fmt: str, *, 
     arrival = df["arrival_s"].to_numpy().astype(np.float64)
     sessions = _session_ids(df, what) if fmt == "jsonl" and sharing == "sessions" else None
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    to_stdout = str(path) == "-"
+    # "-": write a temporary file, then copy it to stdout whole (never half a file on a failure).
+    scratch = tempfile.TemporaryDirectory(prefix="wattlas-workload-") if to_stdout else None
+    if scratch is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(scratch.name) / "workload" if scratch else path.with_name(f".{path.name}.tmp")
     blocks: BlockIds | None = None
     # Arrival times as the consumer reads them back: CSV and float seconds keep 6 decimals.
     written = np.round(arrival, 6)
@@ -405,7 +423,12 @@ def write_workload(df: pl.DataFrame, path: str | os.PathLike[str], fmt: str, *, 
         else:
             times = written.tolist()
         _write_jsonl(tmp, df, times, blocks)
-    os.replace(tmp, path)
+    if scratch is not None:
+        with scratch, open(tmp, "rb") as fh:
+            shutil.copyfileobj(fh, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    else:
+        os.replace(tmp, path)
     span, rate, cv = _interarrival(written)
     fmt_name = "vidur" if fmt == "splitwise" else fmt
     if blocks is None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .._interrupt import ignore_sigint, sigint_blocked
 from ..errors import WattlasError
 from .harness import PointMeasurement, Target, read_state, run_for
 
@@ -161,6 +162,7 @@ def _limit_blas_threads() -> None:
 
 def _child_main(name: str, device_index: int | None, quick: bool, seed: int, fixed_iters: int, chunk: int,
                 ready: Any, go: Any, flags: Sequence[Any], me: int, cpu: int | None, conn: Any) -> None:
+    ignore_sigint()  # Ctrl-C reaches the whole process group: the parent decides and stops us
     try:
         if cpu is not None and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {cpu})
@@ -295,7 +297,8 @@ def _measure(target: Target, sampler: Any, names: Sequence[str], mode: str, fixe
                 p = ctx.Process(target=_child_main, args=(
                     name, target.cuda_index, quick, seed + i, fixed[i], chunks[i], ready, go, flags, i, cpu, child),
                     daemon=True, name=f"wattlas-colocate-{name}")
-                p.start()
+                with sigint_blocked():  # born ignoring Ctrl-C (see _child_main)
+                    p.start()
                 child.close()
                 procs.append(p)
                 conns.append(parent)
@@ -321,6 +324,10 @@ def _measure(target: Target, sampler: Any, names: Sequence[str], mode: str, fixe
             results = [c.recv() for c in conns]
             window = target.meter.end_window("pair")
             state_end = read_state(target)
+        except KeyboardInterrupt:
+            for p in procs:  # interrupted: the pair's window is lost, do not wait it out
+                p.terminate()
+            raise
         finally:
             target.own_pids = own_before
             for p in procs:

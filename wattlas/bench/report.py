@@ -55,6 +55,7 @@ def roofline_figure(con: Any, run_id: str | None = None) -> Any:
     roofs = _rows(con, "select distinct gpu_name, peak_tflops_json, peak_mem_bandwidth_gb_s from bench_runs "
                        "where peak_tflops_json is not null and peak_mem_bandwidth_gb_s is not null")
     ais = [r["ai"] for r in rows if r["ai"]]
+    n_roofs = 0
     if roofs and ais:
         lo, hi = min(ais) / 2, max(ais) * 2
         xs = [lo * (hi / lo) ** (i / 60) for i in range(61)]
@@ -69,7 +70,10 @@ def roofline_figure(con: Any, run_id: str | None = None) -> Any:
                     x=xs, y=[min(peak, x * bw_tb_s) for x in xs], mode="lines", line={"dash": "dot", "width": 1},
                     name=f"roof {dtype} ({roof['gpu_name']})", hoverinfo="name",
                 ))
-    fig.update_layout(title="GEMM roofline: achieved TFLOP/s vs arithmetic intensity (datasheet roofs dotted)",
+                n_roofs += 1
+    # The title claims roofs only when some are drawn (a CPU run has no datasheet peaks).
+    roof_note = " (datasheet roofs dotted)" if n_roofs else " (no datasheet roofs for these devices)"
+    fig.update_layout(title=f"GEMM roofline: achieved TFLOP/s vs arithmetic intensity{roof_note}",
                       xaxis={"type": "log", "title": "arithmetic intensity (FLOP/byte, min. traffic)"},
                       yaxis={"type": "log", "title": "TFLOP/s (median time)"})
     return fig
@@ -154,24 +158,46 @@ def colocation_figure(con: Any) -> Any:
     return fig
 
 
-def figures(con: Any, run_id: str | None = None) -> list[Any]:
-    """Every bench figure that has data in the store (roofline, timeline, J/token, co-location)."""
+def power_note(con: Any, run_id: str | None = None) -> str | None:
+    """Why there is no power timeline (``no power samples: no_powercap``), or ``None`` if there is one."""
+    run = " and run_id = ?" if run_id else ""
+    if _rows(con, f"select 1 from power_samples where power_w is not null{run} limit 1", [run_id] if run_id else []):
+        return None
+    runs = _rows(con, f"""select distinct coalesce(energy_unavailable_reason,
+                            case when sampler_period_s is null then 'sampler_off' end) as why
+                         from bench_runs where true{run}""", [run_id] if run_id else [])
+    reasons = sorted({r["why"] for r in runs if r["why"]}) or ["the sampler read no power"]
+    return f"no power samples: {', '.join(reasons)}"
+
+
+def figures_and_notes(con: Any, run_id: str | None = None) -> tuple[list[Any], list[str]]:
+    """The bench figures that have data, and one line for each figure left out for want of data."""
+    run = " and run_id = ?" if run_id else ""
     counts = {r["kind"]: r["n"] for r in _rows(con, "select kind, count(*) as n from bench_results group by kind")}
-    out = []
-    if counts.get("gemm"):
+    out, notes = [], []
+    if _rows(con, f"select 1 from bench_results where kind = 'gemm' and tflops is not null{run} limit 1",
+             [run_id] if run_id else []):
         out.append(roofline_figure(con, run_id))
-    if _rows(con, "select 1 from power_samples limit 1"):
+    if counts and (note := power_note(con, run_id)) is not None:
+        notes.append(note)  # never an empty timeline: say why it is missing
+    elif counts:
         out.append(timeline_figure(con, run_id))
     if any(counts.get(k) for k in ("prefill", "decode", "e2e")):
         out.append(energy_per_token_figure(con))
     if counts.get("colocation"):
         out.append(colocation_figure(con))
-    return out
+    return out, notes
+
+
+def figures(con: Any, run_id: str | None = None) -> list[Any]:
+    """Every bench figure that has data in the store (roofline, timeline, J/token, co-location)."""
+    return figures_and_notes(con, run_id)[0]
 
 
 _TEXT = {
     "GEMM roofline": "Median-time TFLOP/s of every GEMM point against its arithmetic intensity (minimum "
-                     "traffic), with the datasheet compute and memory roofs of the GPUs in the store.",
+                     "traffic), with the datasheet compute and memory roofs where the store knows the "
+                     "device's peaks.",
     "Power and clock timeline": "Instant power (NVML instant field) and SM clock from the sampler, points "
                                 "laid end to end: the timeline behind the energy windows.",
     "LLM": "Energy per token (prefill: per prompt token; decode and e2e: per generated token) against batch "
@@ -188,20 +214,27 @@ def report_sections(ctx: Any) -> list[Any]:
     from ..analysis.report import Section
 
     out = []
-    for fig in figures(ctx.input.con):
+    figs, notes = figures_and_notes(ctx.input.con)
+    for fig in figs:
         title = fig.layout.title.text or "bench"
         key = title.split(":")[0].split(" (")[0]
         out.append(Section(title=title, text=_TEXT.get(key, ""), figures=[fig]))
+    out += [Section(title="Figures left out", text=note) for note in notes]
     return out
 
 
-def write_html(figs: list[Any], path: str | Path, title: str = "wattlas bench results") -> Path:
-    """One self-contained HTML page with every figure (plotly.js inlined once)."""
-    path = Path(path)
+def write_html(figs: list[Any], path: str | Path, title: str = "wattlas bench results",
+               notes: list[str] | None = None) -> Path:
+    """One self-contained HTML page with every figure (plotly.js inlined once) and ``notes``."""
+    from .._files import require_parent_dir
+
+    path = require_parent_dir(path, "bench report")
     parts = []
     for i, fig in enumerate(figs):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0)))
-    body = "\n".join(f'<div class="fig">{p}</div>' for p in parts) or "<p>No bench results in this store.</p>"
+    empty = "<p>No figures: see below.</p>" if notes else "<p>No bench results in this store.</p>"
+    body = "\n".join(f'<div class="fig">{p}</div>' for p in parts) or empty
+    body += "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes or [])
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
             f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
     path.write_text(page, encoding="utf-8")

@@ -54,6 +54,45 @@ def _settings(**kw: Any) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()}
 
 
+#: What each reason for a missing energy counter means, and what would give one.
+_NEEDS = {
+    "no_powercap": "this machine exposes no RAPL counter (/sys/class/powercap is absent, as in most VMs)",
+    "permission_denied": "the RAPL counters are root-only here (run as root, or make "
+                         "/sys/class/powercap/intel-rapl:*/energy_uj readable)",
+    "counter_not_supported": "this GPU has no NVML total-energy counter (it needs Volta or newer)",
+}
+
+
+def energy_refusal(target: Target, what: str) -> WattlasError | None:
+    """The error for a request (``what``) that needs an energy counter this target lacks, else ``None``.
+
+    Refusing at once beats a run of minutes whose every window comes back ``unavailable``.
+    """
+    from .meters import NullMeter
+
+    primary = target.meter.primary if target.meter is not None else None
+    if primary is not None and not isinstance(primary, NullMeter):
+        return None
+    reason = getattr(primary, "reason", None) or "no energy meter"
+    why = _NEEDS.get(reason, f"the energy counter is unavailable ({reason})")
+    return WattlasError(
+        f"{what} needs an energy counter, and there is none on this {target.device_type} device "
+        f"({reason}: {why}). It needs an NVIDIA GPU with NVML's energy counter (--device cuda), or a CPU with "
+        "readable RAPL counters; `wattlas bench info` shows what this machine can measure."
+    )
+
+
+def refuse_unmeasurable(target: Target, grid: Sequence[Any], idle_s: float | None) -> None:
+    """Refuse, before any workload runs, requests this target cannot measure or apply."""
+    if any(s.changes_device for s in grid) and target.nvml is None:
+        raise WattlasError(
+            f"power-limit and clock sweeps need an NVML GPU, and there is none here ({target.nvml_reason}); "
+            "run on a machine with an NVIDIA driver and --device cuda"
+        )
+    if idle_s and (err := energy_refusal(target, f"--idle-s {idle_s:g} (idle power)")) is not None:
+        raise err
+
+
 # ---------------------------------------------------------------------------- gemm
 def bench_gemm(
     *,
@@ -85,12 +124,17 @@ def bench_gemm(
     grid = sweep.settings_grid(power_limits_w, sm_clocks_mhz)
     sweep.check_allowed(grid, allow_device_settings)
     target = open_target(device)
+    refuse_unmeasurable(target, grid, idle_s)
+    if bench == "energy-check" and (err := energy_refusal(target, "bench energy-check")) is not None:
+        raise err
     if shapes is None:
         if target.is_cuda:
             sizes = gemm.QUICK_GPU_SIZES if quick else gemm.GPU_SIZES
             shapes = [(s, s, s) for s in sizes] + ([] if quick else list(gemm.GPU_LLM_SHAPES))
         else:
             shapes = [(s, s, s) for s in (gemm.QUICK_CPU_SIZES if quick else gemm.CPU_SIZES)]
+    if dtypes is None and bench == "energy-check":  # one dtype the device runs well
+        dtypes = ("bf16",) if target.is_cuda else gemm.CPU_DTYPES[:1]
     if dtypes is None:
         dtypes = (("bf16", "fp8") if quick else gemm.GPU_DTYPES) if target.is_cuda else gemm.CPU_DTYPES
     points = gemm.plan(shapes, dtypes, target)
@@ -125,7 +169,7 @@ def energy_check(
     store: Any = None,
     device: str = "auto",
     shapes: Sequence[tuple[int, int, int]] = ((8192, 8192, 8192), (2048, 2048, 2048)),
-    dtype: str = "bf16",
+    dtype: str | None = None,
     trials: int = 2,
     window_s: float = 10.0,
     sampler_period_s: float = 0.1,
@@ -137,9 +181,14 @@ def energy_check(
 
     Returns the run and one dict per window with ``counter_j``, ``integral_j`` and
     ``rel_diff`` = integral / counter - 1 (the spec asks for |rel_diff| <= 3% on 10 s windows).
+    ``dtype`` defaults to bf16 on a GPU and fp32 on the CPU. Refuses at once (before any GEMM)
+    where there is no energy counter or no power sampler (``sampler_period_s`` 0).
     """
+    if sampler_period_s <= 0:
+        raise WattlasError("bench energy-check integrates power samples: --sampler-period-s must be > 0")
     run = bench_gemm(store=store, device=device, shapes=[s for s in shapes for _ in range(trials)],
-                     dtypes=[dtype], window_s=window_s, sampler_period_s=sampler_period_s, idle_s=0.0,
+                     dtypes=[dtype] if dtype else None, window_s=window_s, sampler_period_s=sampler_period_s,
+                     idle_s=0.0,
                      bench="energy-check", command_line=command_line, on_start=on_start, on_point=on_point)
     out = []
     for r in run.rows:

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._interrupt import ignore_sigint, sigint_blocked
+
 log = logging.getLogger("wattlas.bench")
 
 #: Field order of a sample tuple (kept as tuples: cheap to pickle across the pipe).
@@ -157,6 +159,7 @@ class _GpuProbe:
 
 
 def _sampler_main(conn: Any, gpu_indices: list[int], period_s: float, cpu: bool) -> None:
+    ignore_sigint()  # Ctrl-C reaches the whole process group: the parent stops us
     probes: list[Any] = []
     try:
         if gpu_indices:
@@ -233,7 +236,8 @@ class PowerSampler:
             target=_sampler_main, args=(child, self.gpu_indices, self.period_s, self.cpu),
             name="wattlas-power-sampler", daemon=True,
         )
-        self._proc.start()
+        with sigint_blocked():  # born ignoring Ctrl-C (see _sampler_main)
+            self._proc.start()
         child.close()
         self._conn = parent
         if not parent.poll(60):

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .._interrupt import Interrupted
 from .harness import PointMeasurement, Target, base_row, read_state, sample_rows
 from .peaks import SOURCE as PEAK_SOURCE
 from .peaks import peak_for
@@ -255,6 +256,9 @@ class BenchRun:
                 log.error("could not record the end of run %s: %s", self.run_id, e)
                 if exc_type is None:
                     raise
+        if status == "interrupted" and not isinstance(exc, Interrupted):
+            # The committed points stay in the store; the CLI prints this as its one line.
+            raise Interrupted(f"{self.points} points kept") from exc
 
     def _measure_idle(self) -> float | None:
         self.target.sync()

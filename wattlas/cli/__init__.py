@@ -51,6 +51,28 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
+def _keyboard_interrupt(e: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt in ``e``'s cause/context chain, if any."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _interrupted(e: KeyboardInterrupt) -> int:
+    """Ctrl-C: one line saying what the interrupted operation kept, exit code 130 (128 + SIGINT)."""
+    from .._interrupt import Interrupted
+    from ._common import err
+
+    kept = str(e) if isinstance(e, Interrupted) else "committed work is kept, nothing half-written remains"
+    err.print(f"interrupted: {kept}", markup=False, highlight=False, soft_wrap=True)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``wattlas`` console script; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -69,9 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         app(args=args, prog_name="wattlas")
         return 0
     except SystemExit as e:
+        # The CLI library turns Ctrl-C into exit 130, keeping the KeyboardInterrupt in the chain.
+        if (ki := _keyboard_interrupt(e)) is not None:
+            return _interrupted(ki)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else _fail(str(e.code)))
-    except KeyboardInterrupt:
-        return _fail("interrupted; committed work is kept, nothing half-written remains", 130)
+    except KeyboardInterrupt as e:
+        return _interrupted(e)
     except WattlasError as e:
         if debug:
             raise

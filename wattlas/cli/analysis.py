@@ -41,7 +41,7 @@ HashBlockOpt = Annotated[int | None, typer.Option(
 TimeUnitOpt = Annotated[TimeUnit | None, typer.Option(
     "--time-unit", help="jsonl only: timestamp unit, ms (integer, Mooncake's convention; default) or s (float "
                         "seconds, for consumers that cannot scale ms).")]
-OutOpt = Annotated[Path, typer.Option("--output", "-o", help="File to write.")]
+OutOpt = Annotated[Path, typer.Option("--output", "-o", help="File to write (workload export: - for stdout).")]
 SourceOpt = Annotated[str | None, typer.Option("--source", help="Only rows of this source id.")]
 TraceOpt = Annotated[str | None, typer.Option("--trace", help="Only rows of this trace (e.g. code, conv, BurstGPT_1).")]
 
@@ -117,7 +117,8 @@ def export_cmd(
                         hash_block=hash_block, prefix_sharing=prefix_sharing.value if prefix_sharing else None,
                         time_unit=time_unit.value if time_unit else None)
     err.print(f.summary(), highlight=False, soft_wrap=True, markup=False)
-    out.print(str(f.path.resolve()), highlight=False, soft_wrap=True)
+    if str(output) != "-":  # with -o - the file itself went to stdout
+        out.print(str(f.path.resolve()), highlight=False, soft_wrap=True)
 
 
 def synth_cmd(

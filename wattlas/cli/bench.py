@@ -298,7 +298,8 @@ def energy_check_cmd(
     window_s: Annotated[float, typer.Option("--window-s", help="Window per trial.")] = 10.0,
     trials: Annotated[int, typer.Option("--trials", help="Windows per shape.")] = 2,
     sizes: Annotated[str, typer.Option("--sizes", help="GEMM shapes (different power levels).")] = "8192,2048",
-    dtype: Annotated[str, typer.Option("--dtype")] = "bf16",
+    dtype: Annotated[str | None, typer.Option(
+        "--dtype", help="GEMM dtype (default bf16 on GPU, fp32 on CPU).", show_default=False)] = None,
     sampler_period_s: SamplerOpt = 0.1,
     device: DeviceOpt = "auto",
     store: StoreOpt = None,
@@ -345,15 +346,17 @@ def bench_report_cmd(
     store: StoreOpt = None,
 ) -> None:
     """Write the bench figures (roofline, power/clock timeline, J/token, co-location) to one HTML page."""
-    from ..bench.report import figures, write_html
+    from ..bench.report import figures_and_notes, write_html
     from ._common import open_store
 
     con = open_store(store, write=False).connect()
     try:
-        figs = figures(con, run_id)
+        figs, notes = figures_and_notes(con, run_id)
     finally:
         con.close()
-    path = write_html(figs, output)
+    path = write_html(figs, output, notes=notes)
+    for note in notes:
+        err.print(note, markup=False, highlight=False)
     err.print(f"{len(figs)} figure(s) written to {path}")
     sys.stdout.write(str(path) + "\n")
 

@@ -54,6 +54,7 @@ from types import ModuleType
 from typing import Any
 
 from .._files import sha256_file
+from .._interrupt import Interrupted, ignore_sigint, sigint_blocked
 from ..errors import InputFormatError, WattlasError, store_disk_error
 from ..store import Store, _safe_file_part
 from .archive import ArchiveLimits, archive_format, copy_member, iter_members
@@ -164,6 +165,8 @@ def _init_worker(threads: int, parent_pid: int) -> None:
     # Each worker runs multi-threaded polars/DuckDB: cap their pools so N workers share the cores.
     os.environ.setdefault("POLARS_MAX_THREADS", str(threads))
     os.environ.setdefault("WATTLAS_THREADS", str(threads))
+    # Ctrl-C reaches the whole process group: the parent stops the run, workers finish quietly.
+    ignore_sigint()
     _die_with_parent(parent_pid)
 
 
@@ -345,7 +348,12 @@ def ingest(
     with store.transaction(source.id) as tx:
         run = _Run(source.id, staging, emit, report)
         run.archive_limits = archive_limits
-        results = run.execute(inputs, workers)
+        try:
+            results = run.execute(inputs, workers)
+        except KeyboardInterrupt as e:
+            # The pool is shut down by now; what is staged is whole and a re-run reuses it.
+            n = len(list(staging.glob("b-*/done.json")))
+            raise Interrupted(f"{n} batches staged; run the same command to resume") from e
         keys = _by_key(results)
         _check_groups(store, source.id, keys)
         for key, batches in keys.items():
@@ -536,7 +544,8 @@ class _Run:
             self._finish(batch, stage, run_batch(*args), resumed=False)
             return
         self._throttle()
-        self.inflight[self.pool.submit(run_batch, *args)] = (batch, stage)
+        with sigint_blocked():  # a submit may start a worker: it must not die of an early Ctrl-C
+            self.inflight[self.pool.submit(run_batch, *args)] = (batch, stage)
 
     def _throttle(self) -> None:
         while self.pool is not None and len(self.inflight) >= self.max_inflight:
