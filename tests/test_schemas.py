@@ -7,10 +7,10 @@ from wattlas.schemas.__main__ import END, START
 from .conftest import ROOT
 
 
-def test_readme_schema_section_is_current():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_docs_schema_section_is_current():
+    text = (ROOT / "docs" / "schemas.md").read_text(encoding="utf-8")
     block = text.split(START, 1)[1].split(END, 1)[0]
-    assert block.strip() == markdown().strip(), "run: python -m wattlas.schemas --update-readme"
+    assert block.strip() == markdown().strip(), "run: python -m wattlas.schemas --update-docs"
 
 
 def test_every_column_documented():

@@ -552,6 +552,7 @@ def register(defn: ModelDef) -> None:
 
 
 def get_definition(name: str) -> ModelDef:
+    """The definition of the predictor called ``name``; an error lists the known names."""
     try:
         return DEFINITIONS[name]
     except KeyError:
