@@ -9,6 +9,15 @@ assumed board power of ``min(power limit, TDP)`` while busy: an upper bound on p
 power measurement of LLM serving on that GPU backs it. Every assumption is returned with the
 numbers.
 
+How far to trust them: :func:`estimate_trace` runs every available method (``llm-energy``,
+``operator-runtime``) and returns, besides the chosen method's ``traces`` rows, ``methods`` (per
+method: ``default``, ``selected``, ``description``, and per trace ``energy_kwh_est``,
+``gpu_busy_hours_est``, ``gpus_needed`` = ceil(busy / span), ``out_of_domain_share`` and
+``out_of_domain_energy_share``: the requests, and their share of the energy, outside the model's
+training envelope recorded in ``models/<name>.json``, with ``out_of_domain_features`` counts),
+``default_method`` and ``default_reason``, ``ranges`` (min-max energy over the methods) and
+``warnings`` (over :data:`OOD_WARN_SHARE` outside, or more GPUs needed than one replica).
+
 Examples
 --------
 >>> from wattlas.predictors.estimate import Assumptions, estimate_requests
