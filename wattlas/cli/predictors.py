@@ -207,6 +207,8 @@ def predict_cmd(
     else:
         frame = pl.DataFrame({c: [v] for c, v in given.items()})
     result = predictor.predict_frame(frame)
+    if input_ is not None:  # how far to trust a batch: N of M rows outside the envelope, on which features
+        err.print(predictor.domain_summary(frame).line(), markup=False, highlight=False, soft_wrap=True)
     if output is not None:
         result.write_parquet(output)
         err.print(f"wrote {result.height:,} predictions to {output}")
@@ -237,7 +239,7 @@ def estimate_cmd(
     """ESTIMATE per-request prefill/decode time and energy of a trace, and its energy per hour."""
     import polars as pl
 
-    from ..predictors.estimate import Assumptions, estimate_trace
+    from ..predictors.estimate import Assumptions, estimate_trace, report_lines
 
     assumptions = Assumptions(gpu=gpu, model=model, power_limit_w=power_limit, decode_batch=decode_batch,
                               tensor_parallel=tensor_parallel, dtype=dtype)
@@ -250,6 +252,8 @@ def estimate_cmd(
         err.print(f"wrote {per_request.height:,} per-request estimates to {output}")
     if fmt is OutputFormat.json:
         sys.stdout.write(json.dumps(summary, default=str) + "\n")
+        for w in summary["warnings"]:
+            err.print(f"warning: {w}", markup=False, highlight=False, soft_wrap=True)
         return
     rows = [{k: v for k, v in s.items() if k != "assumptions"} for s in summary["traces"]]
     print_frame(pl.DataFrame(rows), fmt, title="ESTIMATES (not measurements): " + summary["label"])
@@ -258,3 +262,6 @@ def estimate_cmd(
     err.print("[bold]Assumptions:[/bold]")
     for a in summary["assumptions"]:
         err.print(f"  - {a}")
+    # Every method side by side, out-of-domain shares and GPUs needed (stderr: stdout stays the table/CSV).
+    for line in report_lines(summary):
+        err.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import WattlasError
 from .definitions import ModelDef, get_definition
+from .features import SPEC_COLUMNS
 from .modelfile import UntrustedModelError, check_model_file, read_model_bytes, start_trial_load
 
 if TYPE_CHECKING:
@@ -132,13 +133,75 @@ class Predictor:
         return frame.with_columns(*cols, pl.Series("out_of_domain", self.out_of_domain(X)))
 
     def out_of_domain(self, X: pl.DataFrame) -> np.ndarray:
+        """Per row of the feature frame ``X``: is any feature outside the training envelope?"""
         flags = np.zeros(X.height, dtype=bool)
+        for f in self.out_of_domain_by_feature(X).values():
+            flags |= f
+        return flags
+
+    def out_of_domain_by_feature(self, X: pl.DataFrame) -> dict[str, np.ndarray]:
+        """Per feature with at least one row outside its training range, the rows' flags.
+
+        The range is the ``envelope`` recorded in ``<name>.json`` at training time (min and max of
+        each feature over the training rows).
+        """
+        out = {}
         for col, (lo, hi) in self.meta.get("envelope", {}).items():
             if col in X.columns and lo is not None:
-                v = X[col].to_numpy()
-                flags |= ~np.isnan(v) & ((v < lo - 1e-9) | (v > hi + 1e-9))
-                flags |= np.isnan(v) & (lo == lo)  # a spec value missing at predict time but known in training
-        return flags
+                v = X[col].cast(float).to_numpy()
+                flags = ~np.isnan(v) & ((v < lo - 1e-9) | (v > hi + 1e-9))
+                if col in _SPEC_FEATURES:  # a spec value missing at predict time but known in training
+                    flags |= np.isnan(v)
+                if flags.any():
+                    out[col] = flags
+        return out
+
+    def domain_summary(self, frame) -> DomainSummary:
+        """How many rows of the input ``frame`` fall outside the training envelope, and on which features."""
+        by_feature = self.out_of_domain_by_feature(self.features(frame))
+        return DomainSummary.from_flags(self.name, len(frame), by_feature, self.meta.get("envelope", {}))
+
+
+@dataclass(frozen=True)
+class DomainSummary:
+    """Rows outside a predictor's training envelope: the count, and per feature its rows and range."""
+
+    model: str
+    rows: int
+    outside: int
+    features: dict[str, int]
+    ranges: dict[str, tuple[float, float]]
+
+    @classmethod
+    def from_flags(cls, model: str, rows: int, by_feature: dict[str, np.ndarray],
+                   envelope: dict) -> DomainSummary:
+        any_flag = np.zeros(rows, dtype=bool)
+        for f in by_feature.values():
+            any_flag |= f
+        return cls(model, rows, int(any_flag.sum()), {k: int(v.sum()) for k, v in by_feature.items()},
+                   {k: tuple(envelope[k]) for k in by_feature})
+
+    @property
+    def share(self) -> float:
+        return self.outside / self.rows if self.rows else 0.0
+
+    def line(self) -> str:
+        """``N of M rows outside the training envelope of MODEL (feature: rows outside [lo, hi]; ...)``."""
+        text = f"{self.outside:,} of {self.rows:,} rows outside the training envelope of {self.model}"
+        if not self.features:
+            return text
+        parts = [f"{k}: {n:,} outside [{_g(self.ranges[k][0])}, {_g(self.ranges[k][1])}]"
+                 for k, n in sorted(self.features.items(), key=lambda kv: -kv[1])]
+        return f"{text} ({'; '.join(parts)}): those predictions are extrapolations"
+
+
+#: Features whose NaN means "unknown" (a GPU spec NVIDIA does not publish). Elsewhere NaN is
+#: structural (``log2_k`` of an elementwise operator) and the training rows had it too.
+_SPEC_FEATURES = frozenset((*SPEC_COLUMNS, "dtype_bytes"))
+
+
+def _g(x: float) -> str:
+    return f"{x:.4g}"
 
 
 def envelope(X: pl.DataFrame) -> dict[str, list[float | None]]:

@@ -9,6 +9,15 @@ assumed board power of ``min(power limit, TDP)`` while busy: an upper bound on p
 power measurement of LLM serving on that GPU backs it. Every assumption is returned with the
 numbers.
 
+How far to trust them: :func:`estimate_trace` runs every available method (``llm-energy``,
+``operator-runtime``) and returns, besides the chosen method's ``traces`` rows, ``methods`` (per
+method: ``default``, ``selected``, ``description``, and per trace ``energy_kwh_est``,
+``gpu_busy_hours_est``, ``gpus_needed`` = ceil(busy / span), ``out_of_domain_share`` and
+``out_of_domain_energy_share``: the requests, and their share of the energy, outside the model's
+training envelope recorded in ``models/<name>.json``, with ``out_of_domain_features`` counts),
+``default_method`` and ``default_reason``, ``ranges`` (min-max energy over the methods) and
+``warnings`` (over :data:`OOD_WARN_SHARE` outside, or more GPUs needed than one replica).
+
 Examples
 --------
 >>> from wattlas.predictors.estimate import Assumptions, estimate_requests
@@ -21,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,8 +100,19 @@ class Assumptions:
         ]
 
 
-def _layer_times(predictor, cfg: LlmConfig, tokens: np.ndarray, a: Assumptions) -> np.ndarray:
-    """Predicted time (s) of one layer's operators for each token count in ``tokens``."""
+def _predict_with_domain(predictor, frame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``predictor``'s predictions for ``frame`` and, per feature, the rows outside its training envelope."""
+    from .bundle import predict_chunked
+
+    X = predictor.features(frame)
+    pred = np.asarray(predict_chunked(predictor.estimator.predict, X))
+    return pred, predictor.out_of_domain_by_feature(X)
+
+
+def _layer_times(predictor, cfg: LlmConfig, tokens: np.ndarray,
+                 a: Assumptions) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Predicted time (s) of one layer's operators for each token count in ``tokens``, and per
+    feature which token counts have an operator outside the predictor's training envelope."""
     import polars as pl
 
     ops = list(LAYER_OPS)
@@ -102,9 +123,10 @@ def _layer_times(predictor, cfg: LlmConfig, tokens: np.ndarray, a: Assumptions) 
         n_head=pl.lit(cfg.n_head), n_kv_head=pl.lit(cfg.n_kv_head), use_gated_mlp=pl.lit(True),
         tensor_parallel=pl.lit(a.tensor_parallel), dtype=pl.lit(a.dtype),
     )
-    t = predictor.predict(frame).reshape(len(ops), tokens.size)
+    t, ood = _predict_with_domain(predictor, frame)
+    t = t.reshape(len(ops), tokens.size)
     weights = np.array([LAYER_OPS[o] for o in ops], dtype=np.float64)[:, None]
-    return (t * weights).sum(axis=0)
+    return (t * weights).sum(axis=0), {k: v.reshape(len(ops), tokens.size).any(axis=0) for k, v in ood.items()}
 
 
 def _llm_energy_model(models_dir):
@@ -129,8 +151,11 @@ def _with_llm_energy(model, requests, a: Assumptions, power_w: float):
     b = a.decode_batch
     common = {"gpu": [a.gpu] * n, "model": [a.model] * n, "dtype": [a.dtype] * n, "power_limit_w": [power_w] * n,
               "batch_size": [b] * n, "input_tokens": inp, "output_tokens": out}
-    e2e = model.predict({**common, "phase": ["e2e"] * n})
-    pre = model.predict({**common, "phase": ["prefill"] * n})
+    e2e, ood_e2e = _predict_with_domain(model, pl.DataFrame({**common, "phase": ["e2e"] * n}))
+    pre, ood_pre = _predict_with_domain(model, pl.DataFrame({**common, "phase": ["prefill"] * n}))
+    e2e, pre = e2e.reshape(n, -1), pre.reshape(n, -1)
+    # A request is outside the domain when either of the two iterations that make it up is.
+    ood = {k: ood_e2e.get(k, np.zeros(n, bool)) | ood_pre.get(k, np.zeros(n, bool)) for k in {*ood_e2e, *ood_pre}}
     names = list(model.definition.target_names)
     t_i, e_i = names.index("time_s"), names.index("energy_j")
     pre_t, pre_e = pre[:, t_i], pre[:, e_i]
@@ -140,7 +165,65 @@ def _with_llm_energy(model, requests, a: Assumptions, power_w: float):
         pl.Series("prefill_s_est", pre_t), pl.Series("decode_s_est", dec_t),
         pl.Series("prefill_energy_j_est", pre_e / b), pl.Series("decode_energy_j_est", dec_e / b),
     ).with_columns(energy_j_est=pl.col("prefill_energy_j_est") + pl.col("decode_energy_j_est"),
-                   gpu_s_est=(pl.col("prefill_s_est") + pl.col("decode_s_est")) / b)
+                   gpu_s_est=(pl.col("prefill_s_est") + pl.col("decode_s_est")) / b), ood
+
+
+#: Methods of :func:`estimate_requests` (``auto`` picks the first available).
+METHODS = ("llm-energy", "operator-runtime")
+
+#: Share of requests (or of estimated energy) outside a model's training envelope above which
+#: the estimate is flagged as mostly extrapolation.
+OOD_WARN_SHARE = 0.05
+
+_DESCRIPTIONS = {
+    "llm-energy": "llm-energy predictor (trained on measured GPU energy)",
+    "operator-runtime": "operator-runtime predictor + roofline attention, times an assumed board power",
+}
+
+
+def available_methods(a: Assumptions, models_dir=None) -> dict[str, str | None]:
+    """Each of :data:`METHODS` -> None when it can run here, else why not."""
+    from .bundle import available
+
+    have = available(models_dir)
+    why = {}
+    if "llm-energy" not in have:
+        why["llm-energy"] = "no llm-energy model in the models directory"
+    elif a.tensor_parallel != 1:
+        why["llm-energy"] = f"llm-energy was measured on one GPU (--tensor-parallel is {a.tensor_parallel})"
+    else:
+        why["llm-energy"] = None
+    why["operator-runtime"] = None if "operator-runtime" in have else "no operator-runtime model"
+    return why
+
+
+def default_method(a: Assumptions, models_dir=None) -> tuple[str, str]:
+    """(method ``auto`` uses, the reason)."""
+    why = available_methods(a, models_dir)
+    if why["llm-energy"] is None:
+        return "llm-energy", ("trained on measured GPU energy (wattlas bench llm); operator-runtime multiplies "
+                              "predicted kernel time by an assumed board power (an upper bound)")
+    return "operator-runtime", f"the only method available: {why['llm-energy']}"
+
+
+def _power_w(a: Assumptions) -> tuple[float, float | None]:
+    tdp = get_gpu(a.gpu).tdp_w
+    power_w = min(a.power_limit_w or tdp, tdp) if tdp else a.power_limit_w
+    if power_w is None:
+        raise WattlasError(f"{get_gpu(a.gpu).name} has no published TDP: pass --power-limit")
+    return power_w, tdp
+
+
+def _check(a: Assumptions, method: str, models_dir) -> None:
+    if a.model not in LLMS:
+        raise WattlasError(f"unknown model {a.model!r}; known: {', '.join(LLMS)}")
+    if a.decode_batch < 1 or a.tensor_parallel < 1:
+        raise WattlasError("--decode-batch and --tensor-parallel must be >= 1")
+    if method not in ("auto", *METHODS):
+        raise WattlasError(f"method must be auto, llm-energy or operator-runtime, got {method!r}")
+    _power_w(a)
+    if method == "llm-energy" and available_methods(a, models_dir)["llm-energy"] is not None:
+        raise WattlasError("no llm-energy model available (or --tensor-parallel > 1): use --method operator-runtime")
 
 
 def estimate_requests(requests, a: Assumptions, models_dir=None, method: str = "auto"):
@@ -148,16 +231,34 @@ def estimate_requests(requests, a: Assumptions, models_dir=None, method: str = "
 
     Uses the ``llm-energy`` predictor (measured GPU energy) when one is available and the
     tensor-parallel degree is 1; otherwise layer operator times from ``operator-runtime`` and an
-    assumed board power. Returns (frame, info) with ``info["method"]`` saying which.
+    assumed board power. Returns (frame, info): ``info["method"]`` says which, the frame's
+    ``out_of_domain`` column flags requests outside that model's training envelope, and
+    ``info["domain"]`` (a :class:`~wattlas.predictors.bundle.DomainSummary`) counts them per feature.
     """
     import polars as pl
 
-    from .bundle import load
+    from .bundle import DomainSummary, load
 
-    if a.model not in LLMS:
-        raise WattlasError(f"unknown model {a.model!r}; known: {', '.join(LLMS)}")
-    if a.decode_batch < 1 or a.tensor_parallel < 1:
-        raise WattlasError("--decode-batch and --tensor-parallel must be >= 1")
+    power_w, tdp = _power_w(a)
+    name = default_method(a, models_dir)[0] if method == "auto" else method
+    _check(a, name, models_dir)
+    model = load(name, models_dir)
+    run = _with_llm_energy if name == "llm-energy" else _with_operator_runtime
+    frame, ood = run(model, requests, a, power_w)
+    domain = DomainSummary.from_flags(name, frame.height, ood, model.meta.get("envelope", {}))
+    flags = np.zeros(frame.height, dtype=bool)
+    for f in ood.values():
+        flags |= f
+    return frame.with_columns(pl.Series("out_of_domain", flags)), {
+        "power_w": power_w, "tdp_w": tdp, "method": _DESCRIPTIONS[name], "method_name": name, "domain": domain,
+        "ood": ood}
+
+
+def _with_operator_runtime(predictor, requests, a: Assumptions, power_w: float):
+    """Per-request estimates from layer operator times (``operator-runtime``), roofline attention
+    and LM head, times an assumed board power; and per feature the requests outside the envelope."""
+    import polars as pl
+
     cfg = LLMS[a.model]
     spec = get_gpu(a.gpu)
     dt = normalize_dtype(a.dtype)
@@ -165,28 +266,13 @@ def estimate_requests(requests, a: Assumptions, models_dir=None, method: str = "
     peak = spec.peak_tflops(dt) * 1e12
     bw = spec.mem_bw_gbs * 1e9
     t = a.tensor_parallel
-    tdp = spec.tdp_w
-    power_w = min(a.power_limit_w or tdp, tdp) if tdp else a.power_limit_w
-    if power_w is None:
-        raise WattlasError(f"{spec.name} has no published TDP: pass --power-limit")
-    if method not in ("auto", "llm-energy", "operator-runtime"):
-        raise WattlasError(f"method must be auto, llm-energy or operator-runtime, got {method!r}")
-    llm_model = None
-    if method != "operator-runtime" and a.tensor_parallel == 1:
-        llm_model = _llm_energy_model(models_dir)
-    if method == "llm-energy" and llm_model is None:
-        raise WattlasError("no llm-energy model available (or --tensor-parallel > 1): use --method operator-runtime")
-    if llm_model is not None:
-        return _with_llm_energy(llm_model, requests, a, power_w), {
-            "power_w": power_w, "tdp_w": tdp, "method": "llm-energy predictor (trained on measured GPU energy)"}
-    predictor = load("operator-runtime", models_dir)
-
     inp = requests["input_tokens"].to_numpy().astype(np.int64).clip(1)
     out = requests["output_tokens"].to_numpy().astype(np.int64).clip(0)
     d = cfg.n_embd // cfg.n_head
     # Prefill: layer operators at M = prompt tokens, causal attention FLOPs 2*p^2*h/t, LM head at M=1.
     uniq, inv = np.unique(inp, return_inverse=True)
-    layer_prefill = _layer_times(predictor, cfg, uniq, a)[inv]
+    layer_prefill, ood_prefill = _layer_times(predictor, cfg, uniq, a)
+    layer_prefill = layer_prefill[inv]
     attn_prefill = np.maximum(2.0 * inp.astype(float) ** 2 * (cfg.n_head // t) * d / peak,
                               s * inp * (cfg.n_head + 2 * cfg.n_kv_head) // t * d / bw)
     lm_head = lambda m: np.maximum(2.0 * m * cfg.n_embd * cfg.vocab_size / t / peak,  # noqa: E731
@@ -194,29 +280,51 @@ def estimate_requests(requests, a: Assumptions, models_dir=None, method: str = "
     prefill_s = cfg.layers * (layer_prefill + attn_prefill) + lm_head(1.0)
     # Decode: one step with B tokens; attention reads each request's KV cache (mean context).
     b = a.decode_batch
-    step_layers = _layer_times(predictor, cfg, np.array([b]), a)[0]
+    step_layers, ood_step = _layer_times(predictor, cfg, np.array([b]), a)
     ctx = inp + out / 2.0
     kv_bytes = 2.0 * s * ctx * (cfg.n_kv_head // t if cfg.n_kv_head >= t else 1) * d
     attn_step = np.maximum(4.0 * b * ctx * (cfg.n_head // t) * d / peak, b * kv_bytes / bw)
-    step_s = cfg.layers * (step_layers + attn_step) + lm_head(float(b))
+    step_s = cfg.layers * (step_layers[0] + attn_step) + lm_head(float(b))
     decode_s = out * step_s
     gpus = t
     prefill_j = prefill_s * power_w * gpus
     decode_j = decode_s * power_w * gpus / b
+    n = len(inp)
+    # A request is outside the domain when its prefill's operators are, or the decode step's are.
+    ood = {k: ood_prefill.get(k, np.zeros(uniq.size, bool))[inv] | bool(ood_step.get(k, [False])[0])
+           for k in {*ood_prefill, *ood_step}}
+    ood = {k: v for k, v in ood.items() if v.any()} if n else {}
     return requests.with_columns(
         pl.Series("prefill_s_est", prefill_s), pl.Series("decode_s_est", decode_s),
         pl.Series("prefill_energy_j_est", prefill_j), pl.Series("decode_energy_j_est", decode_j),
         pl.Series("energy_j_est", prefill_j + decode_j),
         # GPU time this request occupies: its own prefill, its 1/batch share of the decode steps.
         pl.Series("gpu_s_est", (prefill_s + decode_s / b) * gpus),
-    ), {"power_w": power_w, "tdp_w": tdp,
-        "method": "operator-runtime predictor + roofline attention, times an assumed board power"}
+    ), ood
 
 
-def estimate_trace(store, source: str, trace: str | None, a: Assumptions, models_dir=None, method: str = "auto"):
-    """(per-request frame, summary dict) of ESTIMATES for the requests of ``source`` in ``store``."""
-    import polars as pl
+def _trace_stats(g, a: Assumptions) -> dict:
+    """Totals of one trace's per-request estimates, with how far they can be trusted."""
+    span_s = max(float(g["arrival_s"].max() - g["arrival_s"].min()), 1.0)
+    e = float(g["energy_j_est"].sum())
+    busy_s = float(g["gpu_s_est"].sum())
+    ood = g["out_of_domain"].to_numpy()
+    # Replicas of tensor_parallel GPUs that must run at once so the summed busy time fits the span.
+    replicas = max(1, math.ceil(busy_s / a.tensor_parallel / span_s - 1e-9))
+    return {
+        "span_s": span_s, "energy_j": e, "busy_s": busy_s,
+        "energy_kwh_est": e / 3.6e6,
+        "energy_per_hour_kwh_est": e / 3.6e6 / (span_s / 3600.0),
+        "gpu_busy_hours_est": busy_s / 3600.0,
+        "replicas_needed": replicas,
+        "gpus_needed": replicas * a.tensor_parallel,
+        "out_of_domain_requests": int(ood.sum()),
+        "out_of_domain_share": float(ood.mean()) if ood.size else 0.0,
+        "out_of_domain_energy_share": float(g.filter(g["out_of_domain"])["energy_j_est"].sum()) / e if e else 0.0,
+    }
 
+
+def _read_requests(store, source: str, trace: str | None):
     where = "source = ?" + (" and trace = ?" if trace else "")
     params = [source, trace] if trace else [source]
     con = store.connect()
@@ -232,25 +340,131 @@ def estimate_trace(store, source: str, trace: str | None, a: Assumptions, models
             f"no llm_requests rows for source {source!r}{f' trace {trace!r}' if trace else ''} in {store.root}; "
             f"ingest it first (`wattlas ingest {source}`)"
         )
-    per_request, info = estimate_requests(reqs, a, models_dir, method)
+    return reqs
+
+
+def estimate_trace(store, source: str, trace: str | None, a: Assumptions, models_dir=None, method: str = "auto"):
+    """(per-request frame, summary dict) of ESTIMATES for the requests of ``source`` in ``store``.
+
+    Every available method runs; ``summary["traces"]`` holds the chosen one's figures (``method``,
+    default ``auto``), and ``summary["methods"]`` each method's totals per trace with the share of
+    requests and of energy outside its model's training envelope (see :func:`report_lines`).
+    """
+    import polars as pl
+
+    reqs = _read_requests(store, source, trace)
+    chosen = default_method(a, models_dir)[0] if method == "auto" else method
+    _check(a, chosen, models_dir)  # before the long runs
+    dflt, reason = default_method(a, models_dir)
+    why = available_methods(a, models_dir)
+    per_method = {}
+    for name in METHODS:
+        if why[name] is None:
+            per_method[name] = estimate_requests(reqs, a, models_dir, name)
+    per_request, info = per_method[chosen]
     summary_rows = []
     for (name,), g in per_request.group_by(["trace"], maintain_order=True):
-        span_h = max(float(g["arrival_s"].max() - g["arrival_s"].min()), 1.0) / 3600.0
-        e = float(g["energy_j_est"].sum())
+        st = _trace_stats(g, a)
         summary_rows.append({
-            "trace": name, "requests": g.height, "span_h": round(span_h, 3),
+            "trace": name, "requests": g.height, "span_h": round(st["span_s"] / 3600.0, 3),
             "prefill_s_median_est": float(g["prefill_s_est"].median()),
             "decode_s_median_est": float(g["decode_s_est"].median()),
-            "energy_per_request_j_est": e / g.height,
-            "energy_kwh_est": e / 3.6e6,
-            "energy_per_hour_kwh_est": e / 3.6e6 / span_h,
-            "gpu_busy_hours_est": float(g["gpu_s_est"].sum()) / 3600.0,
+            "energy_per_request_j_est": st["energy_j"] / g.height,
+            "energy_kwh_est": st["energy_kwh_est"],
+            "energy_per_hour_kwh_est": st["energy_per_hour_kwh_est"],
+            "gpu_busy_hours_est": st["gpu_busy_hours_est"],
         })
+    methods = [_method_entry(name, frame, inf, a, dflt, chosen) for name, (frame, inf) in per_method.items()]
     summary = {
         "label": f"{a.model} on {get_gpu(a.gpu).name}, source {source}",
         "kind": "estimate",
         "traces": summary_rows,
         "method": info["method"],
+        "selected_method": chosen,
+        "default_method": dflt,
+        "default_reason": reason,
+        "methods": methods,
+        "unavailable_methods": {k: v for k, v in why.items() if v is not None},
+        "ranges": _ranges(methods),
         "assumptions": a.describe(info["tdp_w"], info["power_w"], info["method"]),
     }
+    summary["warnings"] = _warnings(summary, a)
     return per_request.with_columns(pl.lit(True).alias("is_estimate")), summary
+
+
+def _method_entry(name: str, frame, info: dict, a: Assumptions, dflt: str, chosen: str) -> dict:
+    """One method's totals per trace, with the requests outside its training envelope per feature."""
+    traces_col = frame["trace"].to_numpy()
+    traces = []
+    for (trace,), g in frame.group_by(["trace"], maintain_order=True):
+        st = _trace_stats(g, a)
+        rows = traces_col == trace
+        by_feature = {k: int(v[rows].sum()) for k, v in info["ood"].items() if v[rows].any()}
+        traces.append({"trace": trace, **{k: v for k, v in st.items() if k not in ("span_s", "energy_j", "busy_s")},
+                       "out_of_domain_features": by_feature})
+    return {"method": name, "default": name == dflt, "selected": name == chosen, "description": info["method"],
+            "envelope": {k: list(v) for k, v in info["domain"].ranges.items()}, "traces": traces}
+
+
+def _ranges(methods: list[dict]) -> list[dict]:
+    """Per trace, the lowest and highest energy over the methods (their disagreement)."""
+    out = {}
+    for m in methods:
+        for t in m["traces"]:
+            out.setdefault(t["trace"], []).append(t["energy_kwh_est"])
+    return [{"trace": k, "energy_kwh_est_min": min(v), "energy_kwh_est_max": max(v),
+             "max_over_min": max(v) / min(v) if min(v) > 0 else None} for k, v in out.items()]
+
+
+def _warnings(summary: dict, a: Assumptions) -> list[str]:
+    """Extrapolation over :data:`OOD_WARN_SHARE`, and traces one replica cannot keep up with."""
+    out = []
+    for m in summary["methods"]:
+        for t in m["traces"]:
+            if max(t["out_of_domain_share"], t["out_of_domain_energy_share"]) > OOD_WARN_SHARE:
+                feats = _feature_list(t["out_of_domain_features"], m["envelope"])
+                out.append(f"{m['method']}: {t['out_of_domain_share']:.1%} of the requests of trace {t['trace']} "
+                           f"({t['out_of_domain_energy_share']:.1%} of its estimated energy) are outside the model's "
+                           f"training envelope ({feats}): those estimates are extrapolations")
+    sel = next(m for m in summary["methods"] if m["selected"])
+    for t in sel["traces"]:
+        if t["replicas_needed"] > 1:
+            span_h = next(r["span_h"] for r in summary["traces"] if r["trace"] == t["trace"])
+            reps = f" ({t['replicas_needed']} replicas of {a.tensor_parallel})" if a.tensor_parallel > 1 else ""
+            out.append(f"trace {t['trace']}: {t['gpu_busy_hours_est']:.3g} GPU-busy hours in a {span_h:.3g} h span: "
+                       f"it needs {t['gpus_needed']} GPUs{reps} at decode batch {a.decode_batch} "
+                       f"(ceil(busy / span)); one {'replica' if reps else 'GPU'} cannot keep up")
+    return out
+
+
+def report_lines(summary: dict) -> list[str]:
+    """Plain lines for stderr: every method's energy side by side, the default and why, warnings."""
+    lines = []
+    for r in summary["ranges"]:
+        ratio = f", {r['max_over_min']:.2f}x apart" if r["max_over_min"] else ""
+        lines.append(f"Methods for trace {r['trace']}: energy {r['energy_kwh_est_min']:.4g}-"
+                     f"{r['energy_kwh_est_max']:.4g} kWh{ratio}")
+        for m in summary["methods"]:
+            t = next(x for x in m["traces"] if x["trace"] == r["trace"])
+            mark = "*" if m["default"] else " "
+            sel = " (selected)" if m["selected"] and not m["default"] else ""
+            lines.append(
+                f"  {mark} {m['method']:<17}{t['energy_kwh_est']:>10.4g} kWh {t['energy_per_hour_kwh_est']:>9.4g}"
+                f" kWh/h {t['gpu_busy_hours_est']:>8.3g} GPU-h, needs {t['gpus_needed']:>3} GPU(s); out of domain: "
+                f"{t['out_of_domain_share']:.1%} of requests, {t['out_of_domain_energy_share']:.1%} of energy{sel}")
+    lines.append(f"  * default: {summary['default_method']}: {summary['default_reason']}")
+    for k, v in summary["unavailable_methods"].items():
+        lines.append(f"  not run: {k}: {v}")
+    lines += [f"warning: {w}" for w in summary["warnings"]]
+    return lines
+
+
+def _feature_list(counts: dict[str, int], envelope: dict, most: int = 5) -> str:
+    """``feature: N outside [lo, hi]; ...`` for the ``most`` features with the most requests outside."""
+    top = sorted(counts.items(), key=lambda kv: -kv[1])
+    text = "; ".join(f"{k}: {n:,} outside [{_g(envelope[k][0])}, {_g(envelope[k][1])}]" for k, n in top[:most])
+    return text + (f"; {len(top) - most} more features" if len(top) > most else "")
+
+
+def _g(x: float) -> str:
+    return f"{x:.4g}"
