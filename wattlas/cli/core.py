@@ -188,7 +188,7 @@ def sql_cmd(
 
 
 def tables_cmd(
-    name: Annotated[str | None, typer.Argument(metavar="[NAME]", help="Show this table only (even if empty).",
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Show this table only (even if empty).",
                                                show_default=False)] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Also list the tables that hold no rows.")] = False,
     store: StoreOpt = None,
