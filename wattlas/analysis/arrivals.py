@@ -87,16 +87,20 @@ def interarrival_stats(
     """Inter-arrival statistics per group.
 
     Columns: ``requests``, ``span_s``, ``mean_rate_per_s`` (= (requests - 1) / span),
-    ``gap_mean_s``, ``gap_std_s``, ``gap_cv``, ``gap_p50_s``, ``gap_p90_s``, ``gap_p99_s``,
-    ``gap_max_s`` and ``zero_gap_share`` (share of gaps that are exactly 0: simultaneous
-    arrivals, or arrivals within the trace's time resolution). Quantiles interpolate linearly
-    (numpy's default, DuckDB's ``quantile_cont``).
+    ``gap_mean_s``, ``gap_std_s``, ``interarrival_cv`` (gap_std_s / gap_mean_s), ``gap_p50_s``,
+    ``gap_p90_s``, ``gap_p99_s``, ``gap_max_s`` and ``zero_gap_share`` (share of gaps that are
+    exactly 0: simultaneous arrivals, or arrivals within the trace's time resolution). Quantiles
+    interpolate linearly (numpy's default, DuckDB's ``quantile_cont``).
+
+    ``gap_cv``, the old name of ``interarrival_cv``, is still the last column (same values);
+    deprecated, it goes in the next release: the quickstart, the report and the workload export
+    all say ``interarrival_cv``.
 
     Examples
     --------
     >>> import polars as pl
     >>> s = interarrival_stats(pl.DataFrame({"arrival_s": [0.0, 1.0, 2.0, 3.0]}))
-    >>> s.select("requests", "gap_mean_s", "gap_cv").row(0)
+    >>> s.select("requests", "gap_mean_s", "interarrival_cv").row(0)
     (4, 1.0, 0.0)
     """
     import polars as pl
@@ -106,7 +110,7 @@ def interarrival_stats(
     inp = as_input(data, **select)
     cols = inp.group_by(by, DEFAULT_BY)
     tm = _times(inp, cols, time_col)
-    names = ["requests", "span_s", "mean_rate_per_s", "gap_mean_s", "gap_std_s", "gap_cv", "gap_p50_s",
+    names = ["requests", "span_s", "mean_rate_per_s", "gap_mean_s", "gap_std_s", "interarrival_cv", "gap_p50_s",
              "gap_p90_s", "gap_p99_s", "gap_max_s", "zero_gap_share"]
     out: dict[str, list] = {c: [] for c in names}
     which = []
@@ -129,7 +133,8 @@ def interarrival_stats(
         for name, v in zip(names[3:], vals, strict=True):
             out[name].append(v)
     schema = {c: pl.Float64 for c in names} | {"requests": pl.Int64}
-    return _frame(tm.grouping, which, out, schema)
+    frame = _frame(tm.grouping, which, out, schema)
+    return frame.with_columns(gap_cv=pl.col("interarrival_cv"))  # deprecated alias (see above)
 
 
 def _gap_quantiles(inp: Input, cols: list[str], probs: Sequence[float], *, time_col: str = "arrival_s",

@@ -120,7 +120,7 @@ def build_cold_starts_report(ctx: ReportContext) -> list[Section]:
     b = max(60.0, auto_bin_s(span, max_bins=5000))
     rate = _labels(arrival_rate(inp, bin_s=b, by=cols, time_col="time_s"), cols)
     fig3 = _lines(go, rate, "bin_start_s", "rate_per_s", "time (s since day 0)", f"cold starts/s ({_fmt_bin(b)} bins)")
-    ia = interarrival_stats(inp, by=cols, time_col="time_s")
+    ia = interarrival_stats(inp, by=cols, time_col="time_s").drop("gap_cv")  # deprecated alias
     return [
         Section("Cold starts", "Counts and cold-start time quantiles per trace.", tables=[("Summary", stats)]),
         Section("Where the time goes", "Mean cold-start time by component (pod allocation, code and "

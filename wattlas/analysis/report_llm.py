@@ -73,7 +73,7 @@ def build_llm_report(ctx: ReportContext) -> list[Section]:
     overview = ia.join(ts.drop("requests"), on=cols, how="left") if cols else pl.concat([ia, ts.drop("requests")],
                                                                                          how="horizontal")
     overview = overview.select(
-        *cols, "requests", "span_s", "mean_rate_per_s", "gap_cv", "zero_gap_share",
+        *cols, "requests", "span_s", "mean_rate_per_s", "interarrival_cv", "zero_gap_share",
         "input_tokens_p50", "input_tokens_p99", "output_tokens_p50", "output_tokens_p99", "failed_share",
     )
     corr = token_correlation(inp, by=cols)

@@ -36,6 +36,6 @@ def trace_summary(con: duckdb.DuckDBPyConnection, source: str | None = None) -> 
 
     by = ["source", "trace"]
     inp = Input(con=con, table="llm_requests", source=source)
-    gaps = interarrival_stats(inp, by=by).rename({"gap_cv": "interarrival_cv"})
+    gaps = interarrival_stats(inp, by=by)
     tokens = token_stats(inp, by=by, quantiles=(0.5, 0.99)).drop("requests")
     return gaps.join(tokens, on=by, how="left").select(COLUMNS).sort(by)

@@ -241,7 +241,7 @@ def _interarrival(times_s: np.ndarray) -> tuple[float, float | None, float | Non
     if times_s.size == 0:
         return 0.0, None, None
     row = interarrival_stats(pl.DataFrame({"arrival_s": times_s})).row(0, named=True)
-    return float(row["span_s"] or 0.0), row["mean_rate_per_s"], row["gap_cv"]
+    return float(row["span_s"] or 0.0), row["mean_rate_per_s"], row["interarrival_cv"]
 
 
 def workload_slice(

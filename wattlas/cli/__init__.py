@@ -12,8 +12,12 @@ import importlib
 import logging
 import os
 import sys
+import typing
+from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperOption
 
 from ..errors import WattlasError
 
@@ -31,6 +35,53 @@ COMMAND_MODULES = ("core", "release", "analysis", "bench", "predictors")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"{__name__}.{_name}").register(app)
+
+
+def _option_type_label(self: TyperOption, ctx: click.Context) -> str | None:
+    """The type column of an option in ``--help``: nothing for a flag, ``PATH...`` for a repeatable path.
+
+    Typer labels every option with its Python type (``<bool>``, ``<list[Path]>``); a flag takes
+    no value, and a repeatable option takes one value per use, so those labels mislead.
+    """
+    if self.is_flag:
+        return None
+    label = self.metavar
+    if self.multiple:
+        args = typing.get_args(self.type_descriptor.annotation)  # list[Path] -> (Path,)
+        label = label or (getattr(args[0], "__name__", "value") if args else "value").upper()
+        return label if label.endswith("...") else f"{label}..."
+    return label if label is not None else _typer_type_label(self, ctx)
+
+
+# One place for every command's help, including commands added later.
+_typer_type_label = TyperOption.display_type_rich
+TyperOption.display_type_rich = _option_type_label  # type: ignore[method-assign]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"wattlas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="On an error, show the traceback (also WATTLAS_DEBUG=1). Accepted anywhere on the "
+        "line.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", help="Hide notices such as `store: PATH`. Accepted anywhere on the line.")] = False,
+) -> None:
+    # main() takes --debug and --quiet off the line before parsing (so they work after a
+    # command too); they are declared here so that --help shows them.
+    if quiet:
+        from . import _common
+
+        _common.QUIET = True
 
 
 def _setup_logging(debug: bool) -> None:

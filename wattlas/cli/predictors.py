@@ -158,36 +158,57 @@ _POINT_OPTS = {
     "n_embd": "n_embd", "n_expanded_embd": "n_expanded_embd", "n_head": "n_head", "n_kv_head": "n_kv_head",
     "tensor_parallel": "tensor_parallel", "gated": "use_gated_mlp", "power_limit": "power_limit_w",
     "batch_size": "batch_size", "ref_power": "ref_power_w", "ref_time": "ref_time_s",
-    "llm": "model", "phase": "phase", "input_tokens": "input_tokens", "output_tokens": "output_tokens",
+    "model": "model", "phase": "phase", "input_tokens": "input_tokens", "output_tokens": "output_tokens",
 }
+
+
+#: --help panels of `predict`: one per predictor, so a user sees what each needs.
+_ALL = "Point inputs: every predictor"
+_GEMM = "Point inputs: gemm-runtime"
+_OPERATOR = "Point inputs: operator-runtime"
+_TRAINING = "Point inputs: training-power, training-time"
+_LLM = "Point inputs: llm-energy"
+_BATCH = "Batch (any predictor; interference takes batches only)"
 
 
 def predict_cmd(
     name: Annotated[str, typer.Argument(help="Predictor (see `wattlas predictors list`).")],
-    gpu: Annotated[str | None, typer.Option(help="GPU name (H100, A100, ...).")] = None,
-    m: Annotated[int | None, typer.Option("--m", help="GEMM rows.")] = None,
-    n: Annotated[int | None, typer.Option("--n", help="GEMM columns.")] = None,
-    k: Annotated[int | None, typer.Option("--k", help="GEMM reduction size.")] = None,
-    dtype: Annotated[str | None, typer.Option(help="fp16, bf16, fp8, tf32, fp32.")] = None,
-    op: Annotated[str | None, typer.Option(help="Operator (operator-runtime).")] = None,
-    num_tokens: Annotated[int | None, typer.Option(help="Tokens (operator-runtime).")] = None,
-    n_embd: Annotated[int | None, typer.Option(help="Hidden size.")] = None,
-    n_expanded_embd: Annotated[int | None, typer.Option(help="MLP intermediate size.")] = None,
-    n_head: Annotated[int | None, typer.Option(help="Query heads.")] = None,
-    n_kv_head: Annotated[int | None, typer.Option(help="Key/value heads.")] = None,
-    tensor_parallel: Annotated[int | None, typer.Option(help="Tensor-parallel degree.")] = None,
-    gated: Annotated[bool | None, typer.Option("--gated/--not-gated", help="Gated MLP.")] = None,
-    power_limit: Annotated[float | None, typer.Option(help="Power limit (W).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
-    ref_power: Annotated[float | None, typer.Option(help="Reference run power (W).")] = None,
-    ref_time: Annotated[float | None, typer.Option(help="Reference run time per epoch (s).")] = None,
-    llm: Annotated[str | None, typer.Option(help="LLM architecture (llm-energy): llama-3-8b, ...")] = None,
-    phase: Annotated[str | None, typer.Option(help="prefill, decode or e2e (llm-energy).")] = None,
-    input_tokens: Annotated[int | None, typer.Option(help="Prompt/context tokens (llm-energy).")] = None,
-    output_tokens: Annotated[int | None, typer.Option(help="Generated tokens, e2e (llm-energy).")] = None,
-    input_: Annotated[Path | None, typer.Option("--input", "-i", help="Parquet (or CSV) file of input rows.")] = None,
+    gpu: Annotated[str | None, typer.Option(help="GPU name (H100, A100, ...).", rich_help_panel=_ALL)] = None,
+    dtype: Annotated[str | None, typer.Option(help="fp16, bf16, fp8, tf32, fp32 (gemm-runtime, "
+                                              "operator-runtime, llm-energy).", rich_help_panel=_ALL)] = None,
+    m: Annotated[int | None, typer.Option("--m", help="GEMM rows.", rich_help_panel=_GEMM)] = None,
+    n: Annotated[int | None, typer.Option("--n", help="GEMM columns.", rich_help_panel=_GEMM)] = None,
+    k: Annotated[int | None, typer.Option("--k", help="GEMM reduction size.", rich_help_panel=_GEMM)] = None,
+    op: Annotated[str | None, typer.Option(help="Operator.", rich_help_panel=_OPERATOR)] = None,
+    num_tokens: Annotated[int | None, typer.Option(help="Tokens in the batch.", rich_help_panel=_OPERATOR)] = None,
+    n_embd: Annotated[int | None, typer.Option(help="Hidden size.", rich_help_panel=_OPERATOR)] = None,
+    n_expanded_embd: Annotated[int | None, typer.Option(help="MLP intermediate size.",
+                                                        rich_help_panel=_OPERATOR)] = None,
+    n_head: Annotated[int | None, typer.Option(help="Query heads.", rich_help_panel=_OPERATOR)] = None,
+    n_kv_head: Annotated[int | None, typer.Option(help="Key/value heads.", rich_help_panel=_OPERATOR)] = None,
+    tensor_parallel: Annotated[int | None, typer.Option(help="Tensor-parallel degree (default 1).",
+                                                        rich_help_panel=_OPERATOR)] = None,
+    gated: Annotated[bool | None, typer.Option("--gated/--not-gated", help="Gated MLP (default gated).",
+                                               rich_help_panel=_OPERATOR)] = None,
+    power_limit: Annotated[float | None, typer.Option(help="Power limit (W); llm-energy: optional, "
+                                                      "default the TDP.", rich_help_panel=_TRAINING)] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch size; llm-energy: sequences in the "
+                                                   "batch.", rich_help_panel=_TRAINING)] = None,
+    ref_power: Annotated[float | None, typer.Option(help="Reference run power (W).",
+                                                    rich_help_panel=_TRAINING)] = None,
+    ref_time: Annotated[float | None, typer.Option(help="Reference run time per epoch (s).",
+                                                   rich_help_panel=_TRAINING)] = None,
+    model: Annotated[str | None, typer.Option("--model", help="LLM architecture: llama-3-8b, ... "
+                                              "(also --batch-size, optional --power-limit).",
+                                              rich_help_panel=_LLM)] = None,
+    llm: Annotated[str | None, typer.Option("--llm", hidden=True, help="Old name of --model.")] = None,
+    phase: Annotated[str | None, typer.Option(help="prefill, decode or e2e.", rich_help_panel=_LLM)] = None,
+    input_tokens: Annotated[int | None, typer.Option(help="Prompt/context tokens.", rich_help_panel=_LLM)] = None,
+    output_tokens: Annotated[int | None, typer.Option(help="Generated tokens (e2e).", rich_help_panel=_LLM)] = None,
+    input_: Annotated[Path | None, typer.Option("--input", "-i", help="Parquet (or CSV) file of input rows.",
+                                                rich_help_panel=_BATCH)] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write predictions to this Parquet "
-                                                "file instead of printing them.")] = None,
+                                                "file instead of printing them.", rich_help_panel=_BATCH)] = None,
     models: ModelsOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
@@ -197,6 +218,10 @@ def predict_cmd(
     from ..errors import WattlasError
     from ..predictors import load
 
+    if llm is not None:  # --llm: the old spelling, kept hidden so that scripts keep working
+        if model is not None and model != llm:
+            raise WattlasError(f"--llm is the old name of --model: give one (got --model {model}, --llm {llm})")
+        model = llm
     options = dict(locals())  # (a comprehension has its own locals())
     given = {col: options[opt] for opt, col in _POINT_OPTS.items() if options[opt] is not None}
     predictor = load(name, models)

@@ -315,6 +315,19 @@ def forget_command(cache_dir: Path, key: str) -> str:
     return f"WATTLAS_CACHE={shlex.quote(str(cache_dir))} {cmd}"
 
 
+def _offline_fix(source: Source, cache_dir: Path) -> str:
+    """What to do without network: every file of ``source`` not in the cache yet, with its URL.
+
+    An ingest stops at the first failed download; naming only that file would send the user
+    back for the next one, run after run.
+    """
+    missing = [g for g in source.files if not (cache_dir / source.id / g.name).is_file()]
+    listed = "; ".join(f"{g.name} ({file_url(source, g) or 'no download URL'})" for g in missing)
+    return (f"Without network access, download the {len(missing)} file(s) of {source.id} not in the cache "
+            f"yourself: {listed}; and pass them with `wattlas ingest {source.id} --from PATH` (files or "
+            "a directory).")
+
+
 def fetch(source: Source, f: SourceFile, cache_dir: Path, *, progressbar: Any = False,
           limits: DownloadLimits | None = None) -> Path:
     """Download ``f`` (or reuse the verified cached copy) and return its path.
@@ -346,8 +359,7 @@ def fetch(source: Source, f: SourceFile, cache_dir: Path, *, progressbar: Any = 
     # A pinned file's size is exact; an unpinned file may change upstream (size and all), and the
     # first-seen hash, not the size, then says so (with the command that resets it).
     downloader = BoundedDownloader(f.size_bytes if f.pinned else None, limits, progressbar)
-    fix = (f"Without network access, download {f.name} yourself and pass it with "
-           f"`wattlas ingest {source.id} --from PATH` (a file or a directory).")
+    fix = _offline_fix(source, cache_dir)
     try:
         path = pooch.retrieve(
             url,
