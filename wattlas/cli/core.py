@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import FormatOpt, OutputFormat, StoreOpt, err, open_store, out, print_frame
+from ._common import DEFAULT_TABLE_ROWS, FormatOpt, OutputFormat, StoreOpt, err, open_store, out, print_frame, say
 
 
 def register(app: typer.Typer) -> None:
@@ -158,6 +158,11 @@ def sql_cmd(
         list[Path] | None,
         typer.Option("--allow-read", metavar="PATH", help="A file or folder the query may also read (repeatable)."),
     ] = None,
+    limit: Annotated[int, typer.Option(
+        "--limit", metavar="N", min=0,
+        help="Rows the table shows; stderr says how many were left out (csv and json: every row).")
+    ] = DEFAULT_TABLE_ROWS,
+    show_all: Annotated[bool, typer.Option("--all", help="Show every row in the table.")] = False,
 ) -> None:
     """Run a read-only SQL query (DuckDB dialect) over the store's tables.
 
@@ -174,7 +179,7 @@ def sql_cmd(
     if query == "-":
         query = sys.stdin.read()
     df = run_query(query, open_store(store), allow_writes=allow_writes, allow_read=allow_read or ())
-    print_frame(df, fmt)
+    print_frame(df, fmt, max_rows=None if show_all else limit)
 
 
 def tables_cmd(store: StoreOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
@@ -201,22 +206,20 @@ def tables_cmd(store: StoreOpt = None, fmt: FormatOpt = OutputFormat.table) -> N
         else:
             print_frame(pl.DataFrame(rows), fmt)
         return
-    from rich.table import Table
+    from ._common import print_table
 
-    from ._common import out
-
-    for info in infos:
+    for n, info in enumerate(infos):
         schema = TABLES.get(info.name)
-        title = f"{info.name}: {info.rows:,} rows" + (
+        if n:
+            sys.stdout.write("\n")  # a blank line between tables
+        title = f"{info.name}: {info.rows} rows" + (
             f" from {', '.join(info.sources)}" if info.sources else ""
         )
-        table = Table(title=title, title_justify="left", caption=schema.description if schema else None)
-        for col in ("column", "type", "unit", "meaning"):
-            table.add_column(col)
-        table.add_row("source", "VARCHAR", "", "Source id (partition key)")
-        for c in schema.columns if schema else ():
-            table.add_row(c.name, TYPE_NAMES[c.type], c.unit or "", c.description)
-        out.print(table)
+        rows = [["source", "VARCHAR", "", "Source id (partition key)"]] + [
+            [c.name, TYPE_NAMES[c.type], c.unit or "", c.description] for c in (schema.columns if schema else ())
+        ]
+        print_table(("column", "type", "unit", "meaning"), rows, title=title,
+                    caption=schema.description if schema else None)
 
 
 def sources_cmd(
@@ -258,37 +261,24 @@ def sources_cmd(
             data.append(d)
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
         return
-    if fmt is OutputFormat.csv:
-        import polars as pl
+    import polars as pl
 
-        print_frame(pl.DataFrame([
-            {"id": s.id, "title": s.title, "tables": ",".join(s.tables), "files": len(s.files),
-             "unpinned_files": sum(not f.pinned for f in s.files),
-             "manual_download_files": len(s.manual_files), "licence": s.licence,
-             "citation": s.citation, "paper": s.paper} for s in srcs
-        ]), fmt)
-        return
-    from rich.table import Table
+    def file_list(s) -> str:
+        return "; ".join(
+            f.name + (f" ({f.size_bytes} B)" if f.size_bytes else "") + ("" if f.pinned else " unpinned")
+            + ("" if f.automatic else " manual download") for f in s.files
+        ) or "generated locally"
 
-    from ._common import out
-
-    table = Table(title="wattlas sources", show_lines=True, caption=(
+    # One frame for the table and the CSV, so the table shows everything the CSV holds.
+    print_frame(pl.DataFrame([
+        {"id": s.id, "title": s.title, "tables": ",".join(s.tables), "files": len(s.files),
+         "unpinned_files": sum(not f.pinned for f in s.files),
+         "manual_download_files": len(s.manual_files), "licence": s.licence,
+         "citation": s.citation, "paper": s.paper, "file_list": file_list(s)} for s in srcs
+    ]), fmt, title="wattlas sources", caption=(
         "Files marked manual download are on hosts wattlas cannot fetch (Google Drive pages): "
         "`wattlas ingest SOURCE` lists each with where to get it; ingest them with --from DIR. "
         "All other files download automatically."))
-    for col in ("id", "title / files", "tables", "licence", "citation"):
-        table.add_column(col, overflow="fold")
-    for s in srcs:
-        files = "\n".join(
-            f"{f.name}" + (f" ({f.size_bytes:,} B)" if f.size_bytes else "")
-            + ("" if f.pinned else " [yellow]unpinned[/yellow]")
-            + ("" if f.automatic else " [red]manual download[/red]")
-            for f in s.files
-        ) or "[dim]generated locally[/dim]"
-
-        table.add_row(s.id, f"{s.title}\n{files}", "\n".join(s.tables), s.licence,
-                      f"{s.citation}\n{s.paper}")
-    out.print(table)
 
 
 def quickstart_cmd(
@@ -306,10 +296,8 @@ def quickstart_cmd(
         run_ingest(source, None, st.root, None)
     except DownloadError as e:
         if st.input_keys(source, "llm_requests"):
-            err.print(
-                f"[bold yellow]notice:[/bold yellow] could not download ({e}); using the "
-                f"{source} rows already in the store.", highlight=False,
-            )
+            say(f"could not download ({e}); using the {source} rows already in the store.",
+                label="notice:", style="bold yellow")
         else:
             source = _ingest_sample(st, e)
     con = st.connect()
@@ -334,13 +322,13 @@ def _ingest_sample(st, reason: Exception) -> str:
     """Offline fallback: generate the sample in the raw 2023 format and ingest it, loudly."""
     from ..ingest.sources import sample
 
-    err.print(
-        "[bold yellow]notice:[/bold yellow] the Azure LLM 2023 trace could not be downloaded "
+    say(
+        "the Azure LLM 2023 trace could not be downloaded "
         f"({reason}).\nFalling back to a GENERATED SAMPLE with the same raw format and schema "
         f"(source '{sample.SOURCE_ID}'): the statistics below are synthetic, not the real "
         "trace. With network access, run `wattlas quickstart` again, or pass a local copy: "
         "`wattlas ingest azure-llm-2023 --from DIR`.",
-        highlight=False,
+        label="notice:", style="bold yellow",
     )
     with tempfile.TemporaryDirectory() as tmp:
         paths = sample.generate(Path(tmp))
@@ -350,16 +338,10 @@ def _ingest_sample(st, reason: Exception) -> str:
 
 def _print_summary(summary, title: str) -> None:
     """One column per trace, one row per statistic: readable in an 80-column terminal."""
-    from rich.table import Table
+    from ._common import frame_cells, print_table
 
-    from ._common import _cell, out
-
-    table = Table(title=title, title_justify="left")
-    table.add_column("statistic")
-    for trace in summary["trace"]:
-        table.add_column(trace, justify="right")
-    for col in summary.columns:
-        if col in ("source", "trace"):
-            continue
-        table.add_row(col, *[_cell(v) for v in summary[col]])
-    out.print(table)
+    stats = summary.drop("source", "trace", strict=False)
+    by_trace = frame_cells(stats)  # the CSV text of each value, one list per trace
+    rows = [[col, *(cells[k] for cells in by_trace)] for k, col in enumerate(stats.columns)]
+    print_table(["statistic", *summary["trace"].cast(str).to_list()], rows,
+                right=[False] + [True] * summary.height, title=title)
