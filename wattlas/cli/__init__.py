@@ -96,9 +96,9 @@ def _setup_logging(debug: bool) -> None:
 
 
 def _fail(message: str, code: int = 1) -> int:
-    from ._common import err
+    from ._common import say
 
-    err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    say(message, label="error:", style="bold red")  # printed as is: hints quote [sections] and paths
     return code
 
 

@@ -6,15 +6,21 @@ progress, notices and errors go to stderr.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
+import textwrap
+from collections.abc import Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
+from rich.text import Text
 
 if TYPE_CHECKING:
     import polars as pl
@@ -22,8 +28,15 @@ if TYPE_CHECKING:
     from ..store import Store
 
 #: Everything for humans (progress, notices, errors) goes here; stdout is for results.
-err = Console(stderr=True)
-out = Console()
+#: Neither console reads markup by default: messages quote user data and hints such as
+#: `[sources.wattlas-bench]`, which markup would swallow. Style with rich Text, or `say`.
+err = Console(stderr=True, markup=False, highlight=False)
+out = Console(markup=False, highlight=False)
+
+#: `sql` in table mode shows this many rows unless --limit/--all says otherwise.
+DEFAULT_TABLE_ROWS = 40
+#: In a terminal, a text column that does not fit is wrapped if this much room is left; else hidden.
+_MIN_WRAP_CELLS = 20
 
 
 class OutputFormat(StrEnum):
@@ -101,38 +114,132 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def print_frame(df: pl.DataFrame, fmt: OutputFormat, *, title: str | None = None) -> None:
-    """Print a polars frame as a rich table, CSV with a header row, or a JSON array of objects."""
+def say(message: str, *, label: str = "", style: str = "") -> None:
+    """One message on stderr, printed as is (never read as markup), after an optional styled label."""
+    text = Text()
+    if label:
+        text.append(label, style=style)
+        text.append(" ")
+    text.append(message)
+    err.print(text, soft_wrap=True)
+
+
+def print_frame(
+    df: pl.DataFrame, fmt: OutputFormat, *, title: str | None = None, caption: str | None = None,
+    max_rows: int | None = None,
+) -> None:
+    """Print a polars frame as a table, CSV with a header row, or a JSON array of objects.
+
+    The table shows each value as the text of its CSV field (nulls as ``null``), so a number in the
+    table is the number in the CSV. ``max_rows`` limits the table only (CSV and JSON get every row),
+    and stderr says how many rows were left out.
+    """
     if fmt is OutputFormat.csv:
         sys.stdout.write(df.write_csv())
     elif fmt is OutputFormat.json:
         rows = [{k: _jsonable(v) for k, v in r.items()} for r in df.iter_rows(named=True)]
         sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
     else:
-        from rich.table import Table
+        shown = df if max_rows is None else df.head(max_rows)
+        right = [dtype.is_numeric() for dtype in df.schema.values()]
+        print_table(df.columns, frame_cells(shown), right=right, title=title, caption=caption)
+        if max_rows is not None and df.height > max_rows:
+            say(f"{df.height - max_rows:,} of {df.height:,} rows not shown: use --limit N, --all, "
+                "or --format csv")
 
-        table = Table(title=title, show_lines=False)
-        for name, dtype in df.schema.items():
-            numeric = dtype.is_numeric()
-            table.add_column(_cell(name), justify="right" if numeric else "left")
-        for row in df.iter_rows():
-            table.add_row(*[_cell(v) for v in row])
-        out.print(table)
+
+def frame_cells(df: pl.DataFrame) -> list[list[str]]:
+    """Each value of ``df`` as the text polars writes for it in CSV; nulls as ``null``."""
+    import polars as pl
+
+    # CSV has no nested values: those (lists, structs) are shown as the JSON that --format json writes.
+    flat = df.with_columns(
+        pl.Series(name, [json.dumps(_jsonable(v), default=str) for v in df[name].to_list()], dtype=pl.String)
+        for name, dtype in df.schema.items() if dtype.is_nested() or dtype == pl.Object
+    )
+    n_cols = flat.width
+    text = flat.write_csv(include_header=False) if n_cols else ""
+    rows = [row + [""] * (n_cols - len(row)) for row in csv.reader(io.StringIO(text))]
+    nulls = [flat[name].is_null().to_list() for name in flat.columns]
+    return [["null" if nulls[j][i] else cell for j, cell in enumerate(row)] for i, row in enumerate(rows)]
+
+
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Sequence[bool] = (),
+    title: str | None = None, caption: str | None = None,
+) -> None:
+    """The one table renderer of the CLI: plain aligned text on stdout that never cuts a value.
+
+    Outside a terminal (pipe, file, subprocess, notebook) every column is printed at full width. In
+    a terminal too narrow for the table, the last text column that fits is wrapped and the columns
+    right of it are hidden, and stderr names them.
+    """
+    width = out.width if out.is_terminal else None
+    lines, hidden = layout_table(headers, rows, right=right, width=width)
+    parts = [_safe(title)] if title else []
+    parts += lines
+    if caption:
+        parts.append(_safe(caption))
+    sys.stdout.write("\n".join(parts) + "\n")
+    sys.stdout.flush()
+    if hidden:
+        say(f"{len(hidden)} column{'s' if len(hidden) > 1 else ''} hidden ({', '.join(hidden)}): "
+            "use --format csv, or a wider terminal")
+
+
+def layout_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Sequence[bool] = (),
+    width: int | None = None,
+) -> tuple[list[str], list[str]]:
+    """The lines of a table (header, rule, rows) and the names of the columns left out to fit ``width``."""
+    cells = [[_safe(c) for c in r] for r in [headers, *rows]]
+    right = list(right) + [False] * (len(headers) - len(right))
+    widths = [max(cell_len(r[j]) for r in cells) for j in range(len(headers))]
+    keep: list[int] = []
+    wrap_at: dict[int, int] = {}
+    used = 0
+    for j, w in enumerate(widths):
+        sep = 2 if keep else 0
+        if width is None or used + sep + w <= width:
+            keep.append(j)
+            used += sep + w
+            continue
+        room = width - used - sep
+        if not keep and right[j]:
+            keep.append(j)  # a number wider than the terminal: the terminal folds the line, nothing is cut
+        elif not keep or (not right[j] and room >= _MIN_WRAP_CELLS):
+            keep.append(j)  # wrapped at word boundaries, never cut
+            wrap_at[j] = widths[j] = max(room, 1)
+        break  # the columns right of here are hidden, and named
+    lines = []
+    for i, row in enumerate(cells):
+        pieces = [textwrap.wrap(row[j], wrap_at[j], break_on_hyphens=False) or [""] if j in wrap_at
+                  else [row[j]] for j in keep]
+        for k in range(max(len(p) for p in pieces)):
+            parts = [_pad(p[k] if k < len(p) else "", widths[j], right[j]) for p, j in zip(pieces, keep, strict=True)]
+            lines.append("  ".join(parts).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * widths[j] for j in keep))
+    return lines, [headers[j] for j in range(len(headers)) if j not in keep]
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    gap = " " * max(width - cell_len(text), 0)
+    return gap + text if right else text + gap
 
 
 #: Control characters (C0, DEL, C1) shown as escapes: raw, they would drive the terminal.
 _CONTROL = {c: repr(chr(c))[1:-1] for c in (*range(0x20), *range(0x7F, 0xA0))}
 
 
-def _cell(value: Any) -> str:
-    """One table cell as rich markup: data is escaped, never read as markup or terminal codes."""
-    from rich.markup import escape
+def _safe(text: str) -> str:
+    """Data as printable text: control characters become escapes (``\\n``, ``\\x1b``)."""
+    return str(text).translate(_CONTROL)
 
-    if value is None:
-        return "[dim]null[/dim]"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return escape(str(value).translate(_CONTROL))
+
+def cell_text(value: Any) -> str:
+    """One Python value as a table cell: the text the csv module writes for it; None as ``null``."""
+    return "null" if value is None else str(value)
 
 
 def resolve(name: str, choices: Any, *, what: str, error: type[Exception] | None = None, **kw: Any) -> str:

@@ -140,12 +140,8 @@ _LABELS = {
 }
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+#: Summary columns aligned left; the others hold numbers.
+_TEXT_COLUMNS = frozenset(("dtype", "kind", "energy_source", "workload", "partner_workload", "colocation_mode"))
 
 
 def print_summary(run: Any, fmt: OutputFormat) -> None:
@@ -158,20 +154,11 @@ def print_summary(run: Any, fmt: OutputFormat) -> None:
         w.writeheader()
         w.writerows(rows)
     else:
-        from rich.console import Console
-        from rich.table import Table
+        from ._common import cell_text, print_table
 
-        from ._common import out
-
-        if not sys.stdout.isatty():  # a log file or pipe: do not squeeze the table to 80 columns
-            out = Console(width=200)
-        table = Table(title=f"{run.bench} run {run.run_id}: {len(rows)} rows")
-        for c in cols:
-            table.add_column(_LABELS.get(c, c), justify="left" if c in (
-                "dtype", "kind", "energy_source", "workload", "partner_workload", "colocation_mode") else "right")
-        for r in rows:
-            table.add_row(*[_fmt(r[c]) for c in cols])
-        out.print(table)
+        print_table([_LABELS.get(c, c) for c in cols], [[cell_text(r[c]) for c in cols] for r in rows],
+                    right=[c not in _TEXT_COLUMNS for c in cols],
+                    title=f"{run.bench} run {run.run_id}: {len(rows)} rows")
     reasons = {r.get("energy_unavailable_reason") for r in run.rows if r.get("energy_source") == "unavailable"}
     if reasons:
         err.print(f"energy unavailable: {', '.join(sorted(str(x) for x in reasons))} (energy columns are null)")

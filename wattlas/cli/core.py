@@ -12,7 +12,19 @@ from typing import Annotated
 
 import typer
 
-from ._common import FormatOpt, OutputFormat, StoreOpt, err, notice, open_store, out, print_frame, resolve
+from ._common import (
+    DEFAULT_TABLE_ROWS,
+    FormatOpt,
+    OutputFormat,
+    StoreOpt,
+    err,
+    notice,
+    open_store,
+    out,
+    print_frame,
+    resolve,
+    say,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -168,6 +180,11 @@ def sql_cmd(
         list[Path] | None,
         typer.Option("--allow-read", metavar="PATH", help="A file or folder the query may also read (repeatable)."),
     ] = None,
+    limit: Annotated[int, typer.Option(
+        "--limit", metavar="N", min=0,
+        help="Rows the table shows; stderr says how many were left out (csv and json: every row).")
+    ] = DEFAULT_TABLE_ROWS,
+    show_all: Annotated[bool, typer.Option("--all", help="Show every row in the table.")] = False,
 ) -> None:
     """Run a read-only SQL query (DuckDB dialect) over the store's tables.
 
@@ -184,7 +201,7 @@ def sql_cmd(
     if query == "-":
         query = sys.stdin.read()
     df = run_query(query, open_store(store, write=False), allow_writes=allow_writes, allow_read=allow_read or ())
-    print_frame(df, fmt)
+    print_frame(df, fmt, max_rows=None if show_all else limit)
 
 
 def tables_cmd(
@@ -227,22 +244,20 @@ def tables_cmd(
         else:
             print_frame(pl.DataFrame(rows), fmt)
         return
-    from rich.table import Table
+    from ._common import print_table
 
-    from ._common import out
-
-    for info in infos:
+    for n, info in enumerate(infos):
         schema = TABLES.get(info.name)
-        title = f"{info.name}: {info.rows:,} rows" + (
+        if n:
+            sys.stdout.write("\n")  # a blank line between tables
+        title = f"{info.name}: {info.rows} rows" + (
             f" from {', '.join(info.sources)}" if info.sources else ""
         )
-        table = Table(title=title, title_justify="left", caption=schema.description if schema else None)
-        for col in ("column", "type", "unit", "meaning"):
-            table.add_column(col)
-        table.add_row("source", "VARCHAR", "", "Source id (partition key)")
-        for c in schema.columns if schema else ():
-            table.add_row(c.name, TYPE_NAMES[c.type], c.unit or "", c.description)
-        out.print(table)
+        rows = [["source", "VARCHAR", "", "Source id (partition key)"]] + [
+            [c.name, TYPE_NAMES[c.type], c.unit or "", c.description] for c in (schema.columns if schema else ())
+        ]
+        print_table(("column", "type", "unit", "meaning"), rows, title=title,
+                    caption=schema.description if schema else None)
 
 
 def sources_cmd(
@@ -284,51 +299,29 @@ def sources_cmd(
             data.append(d)
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
         return
-    if fmt is OutputFormat.csv:
-        import polars as pl
+    import polars as pl
 
-        print_frame(pl.DataFrame([
-            {"id": s.id, "title": s.title, "tables": ",".join(s.tables), "files": len(s.files),
-             "unpinned_files": sum(not f.pinned for f in s.files),
-             "manual_download_files": len(s.manual_files), "licence": s.licence,
-             "citation": s.citation, "paper": s.paper} for s in srcs
-        ]), fmt)
-        return
-    _print_sources(srcs)
+    def file_list(s) -> str:
+        # Name, size and hash (its first 16 hex digits; `--json` has them whole) or "unpinned".
+        def one(f) -> str:
+            facts = [f"{f.size_bytes:,} B"] if f.size_bytes else []
+            facts.append(f"sha256 {f.sha256[:16]}" if f.pinned and f.sha256 else "unpinned")
+            if not f.automatic:
+                facts.append("manual download")
+            return f"{f.name} ({', '.join(facts)})"
 
+        return "; ".join(one(f) for f in s.files) or "generated locally"
 
-def _print_sources(srcs) -> None:
-    """One block per source: what the README promises (files, sizes, hashes pinned or not, licence,
-    citation, paper), with ids and file names never wrapped, readable in an 80-column terminal."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    from ._common import out
-
-    for s in srcs:
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(no_wrap=True, style="bold")
-        grid.add_column(overflow="fold")
-        grid.add_row("tables", ", ".join(s.tables))
-        for f in s.files or ():
-            size = f"{f.size_bytes:,} B" if f.size_bytes else "size unknown"
-            digest = f"sha256 {f.sha256[:16]}…" if f.sha256 else "[yellow]unpinned[/yellow]"
-            manual = "" if f.automatic else "  [red]manual download[/red]"
-            grid.add_row("file", f"{escape(f.name)}\n  {size}, {digest}{manual}")
-        if not s.files:
-            grid.add_row("files", "[dim]generated locally[/dim]")
-        grid.add_row("licence", escape(s.licence))
-        grid.add_row("citation", escape(s.citation))
-        grid.add_row("paper", escape(s.paper))
-        out.print(f"[bold cyan]{escape(s.id)}[/bold cyan]  {escape(s.title)}")
-        out.print(grid)
-        out.print()
-    out.print(
+    # One frame for the table and the CSV, so the table shows everything the CSV holds.
+    print_frame(pl.DataFrame([
+        {"id": s.id, "title": s.title, "tables": ",".join(s.tables), "files": len(s.files),
+         "unpinned_files": sum(not f.pinned for f in s.files),
+         "manual_download_files": len(s.manual_files), "licence": s.licence,
+         "citation": s.citation, "paper": s.paper, "file_list": file_list(s)} for s in srcs
+    ]), fmt, title="wattlas sources", caption=(
         "Files marked manual download are on hosts wattlas cannot fetch (Google Drive pages): "
         "`wattlas ingest SOURCE` lists each with where to get it; ingest them with --from DIR. "
-        "All other files download automatically. Full hashes: `wattlas sources --json`.",
-        highlight=False,
-    )
+        "All other files download automatically."))
 
 
 def quickstart_cmd(
@@ -376,21 +369,21 @@ def _ingest_sample(st, reason: Exception) -> str:
     if st.input_keys(sample.SOURCE_ID, "llm_requests"):
         # Offline again: the sample is in the store already; the full network error was shown
         # by the run that generated it.
-        err.print(
-            f"[bold yellow]notice:[/bold yellow] the Azure LLM 2023 trace could not be downloaded "
+        say(
+            f"the Azure LLM 2023 trace could not be downloaded "
             f"({type(reason).__name__}); using the GENERATED SAMPLE already in the store (source "
             f"'{sample.SOURCE_ID}'): the statistics below are synthetic. `--debug` shows the error.",
-            highlight=False,
+            label="notice:", style="bold yellow",
         )
         logging.getLogger(__name__).debug("download failed: %s", reason)
         return sample.SOURCE_ID
-    err.print(
-        "[bold yellow]notice:[/bold yellow] the Azure LLM 2023 trace could not be downloaded "
+    say(
+        "the Azure LLM 2023 trace could not be downloaded "
         f"({reason}).\nFalling back to a GENERATED SAMPLE with the same raw format and schema "
         f"(source '{sample.SOURCE_ID}'): the statistics below are synthetic, not the real "
         "trace. With network access, run `wattlas quickstart` again, or pass a local copy: "
         "`wattlas ingest azure-llm-2023 --from DIR`.",
-        highlight=False,
+        label="notice:", style="bold yellow",
     )
     with tempfile.TemporaryDirectory() as tmp:
         paths = sample.generate(Path(tmp))
@@ -400,16 +393,10 @@ def _ingest_sample(st, reason: Exception) -> str:
 
 def _print_summary(summary, title: str) -> None:
     """One column per trace, one row per statistic: readable in an 80-column terminal."""
-    from rich.table import Table
+    from ._common import frame_cells, print_table
 
-    from ._common import _cell, out
-
-    table = Table(title=title, title_justify="left")
-    table.add_column("statistic")
-    for trace in summary["trace"]:
-        table.add_column(trace, justify="right")
-    for col in summary.columns:
-        if col in ("source", "trace"):
-            continue
-        table.add_row(col, *[_cell(v) for v in summary[col]])
-    out.print(table)
+    stats = summary.drop("source", "trace", strict=False)
+    by_trace = frame_cells(stats)  # the CSV text of each value, one list per trace
+    rows = [[col, *(cells[k] for cells in by_trace)] for k, col in enumerate(stats.columns)]
+    print_table(["statistic", *summary["trace"].cast(str).to_list()], rows,
+                right=[False] + [True] * summary.height, title=title)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import FormatOpt, OutputFormat, StoreOpt, err, open_store, print_frame, resolve_selection
+from ._common import FormatOpt, OutputFormat, StoreOpt, err, open_store, print_frame, resolve_selection, say
 
 predictors_app = typer.Typer(help="Runtime, power and interference predictors: list, evaluate, train.",
                              no_args_is_help=True)
@@ -79,7 +79,7 @@ def evaluate_cmd(
             except Exception as e:  # a store without this model's data: say so, go on
                 if name:
                     raise
-                err.print(f"[yellow]{n}: skipped ({e})[/yellow]")
+                say(f"{n}: skipped ({e})", label="warning:", style="yellow")
                 continue
             err.print(f"{n}: grouped cross-validation on {frame.height:,} rows ...")
             rows += cross_validate(defn, frame)
@@ -239,8 +239,8 @@ def predict_cmd(
         err.print(f"wrote {result.height:,} predictions to {output}")
         return
     if result["out_of_domain"].any():
-        err.print("[yellow]rows flagged out_of_domain are outside the training data's range: the prediction "
-                  "is an extrapolation[/yellow]")
+        say("rows flagged out_of_domain are outside the training data's range: the prediction "
+            "is an extrapolation", label="warning:", style="yellow")
     print_frame(result, fmt, title=f"{name} prediction ({predictor.definition.target_unit})")
 
 
@@ -283,8 +283,8 @@ def estimate_cmd(
     rows = [{k: v for k, v in s.items() if k != "assumptions"} for s in summary["traces"]]
     print_frame(pl.DataFrame(rows), fmt, title="ESTIMATES (not measurements): " + summary["label"])
     # Estimates never travel without their assumptions (stderr, so csv on stdout stays clean).
-    err.print(f"[bold]Method:[/bold] {summary['method']}")
-    err.print("[bold]Assumptions:[/bold]")
+    say(summary["method"], label="Method:", style="bold")
+    say("", label="Assumptions:", style="bold")
     for a in summary["assumptions"]:
         err.print(f"  - {a}")
     # Every method side by side, out-of-domain shares and GPUs needed (stderr: stdout stays the table/CSV).

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import FormatOpt, OutputFormat, StoreOpt, err, open_store, print_frame
+from ._common import FormatOpt, OutputFormat, StoreOpt, err, open_store, print_frame, say
 
 release_app = typer.Typer(
     name="release",
@@ -83,7 +83,7 @@ def verify_cmd(
 
     report = verify_release(directory)
     for w in report.warnings:
-        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        say(w, label="warning:", style="yellow")
     if fmt is OutputFormat.json:
         sys.stdout.write(json.dumps({
             "path": str(report.path), "ok": True, "files": report.files, "tables": report.tables,
