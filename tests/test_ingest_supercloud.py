@@ -125,9 +125,9 @@ def test_labels_need_the_slurm_log(dataset: Path, store_dir: Path):
 def test_tables_and_sources_document_the_new_tables(capsys, tmp_path):
     import json
 
-    (tmp_path / "s").mkdir()  # `tables` reads a store: an empty one still lists every declared table
+    (tmp_path / "s").mkdir()  # `tables --all` lists every declared table, also on an empty store
     (tmp_path / "s" / "catalog.json").write_text('{"format": 1, "generation": 0, "tables": {}}')
-    assert main(["tables", "--format", "json", "--store", str(tmp_path / "s")]) == 0
+    assert main(["tables", "--all", "--format", "json", "--store", str(tmp_path / "s")]) == 0
     tables = {t["table"]: t for t in json.loads(capsys.readouterr().out)}
     for name in ("function_invocations", "function_durations", "app_memory", "functions", "function_events",
                  "cold_starts", "function_metrics", "hpc_jobs", "gpu_samples", "cpu_samples", "node_samples"):
