@@ -150,9 +150,11 @@ def _fit_progress():
     )
     from rich.table import Column
 
-    # Only the description may be shortened: the counts and times are never cut.
+    # Only the description may be shortened (to what the console leaves beside about 44 characters
+    # of bar, counts and times): the counts and times are never cut.
+    room = max(20, err.width - 44)
     return Progress(
-        TextColumn("{task.description}", table_column=Column(max_width=36, no_wrap=True, overflow="ellipsis")),
+        TextColumn("{task.description}", table_column=Column(max_width=room, no_wrap=True, overflow="ellipsis")),
         BarColumn(bar_width=10), MofNCompleteColumn(table_column=Column(no_wrap=True)),
         TextColumn("fits, ETA", table_column=Column(no_wrap=True)),
         TimeRemainingColumn(table_column=Column(no_wrap=True)), TimeElapsedColumn(table_column=Column(no_wrap=True)),
