@@ -57,32 +57,23 @@ def evaluate_cmd(
                      "table recorded when the model files were trained.", show_default=False),
     ] = None,
     models: ModelsOpt = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Folds fitted at once with --store (-1: every core); "
+                                      "the table does not depend on it.")] = -1,
+    include_quick: Annotated[bool, typer.Option("--include-quick", help="With --store, also train and score "
+                                                "bench rows from `--quick` runs or too-short windows (left "
+                                                "out by default, with a count).")] = False,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Grouped cross-validation table (MAPE, median/p90 APE, R²) beside the baselines."""
     import polars as pl
 
-    from ..predictors import available, get_definition
+    from ..predictors import available
     from ..predictors.bundle import read_meta
-    from ..predictors.evaluation import cross_validate
 
     names = [name] if name else (available(models) if store is None else None)
     rows: list[dict] = []
     if store is not None:
-        from ..predictors.definitions import DEFINITIONS
-
-        st = open_store(store, write=False)
-        for n in names or list(DEFINITIONS):
-            defn = get_definition(n)
-            try:
-                frame = defn.training_frame(st)
-            except Exception as e:  # a store without this model's data: say so, go on
-                if name:
-                    raise
-                say(f"{n}: skipped ({e})", label="warning:", style="yellow")
-                continue
-            err.print(f"{n}: grouped cross-validation on {frame.height:,} rows ...")
-            rows += cross_validate(defn, frame)
+        rows = _evaluate_store(store, name, jobs=jobs, include_quick=include_quick)
         source = f"recomputed on {store}"
     else:
         from ..predictors.definitions import DEFINITIONS
@@ -101,6 +92,78 @@ def evaluate_cmd(
             "worst_group", "worst_group_mape_pct"]
     df = pl.DataFrame([{c: r.get(c) for c in cols} for r in rows])
     print_frame(df, fmt, title=f"grouped cross-validation ({source}); r2 in log space")
+
+
+def _evaluate_store(store: Path, name: str | None, *, jobs: int, include_quick: bool) -> list[dict]:
+    """Load every predictor's training rows, say how much work that is, then run it under a progress bar."""
+    from joblib import effective_n_jobs
+
+    from ..predictors import get_definition
+    from ..predictors.definitions import DEFINITIONS, quick_rows
+    from ..predictors.evaluation import cross_validate, plan
+
+    st = open_store(store, write=False)
+    n_quick = quick_rows(st)
+    if n_quick:
+        what = "included (--include-quick)" if include_quick else "left out (--include-quick scores them)"
+        err.print(f"{n_quick:,} bench_results rows come from --quick runs or too-short windows: {what}",
+                  markup=False, highlight=False)
+    work = []
+    for n in [name] if name else list(DEFINITIONS):
+        defn = get_definition(n)
+        try:
+            frame = defn.training_frame(st, include_quick=include_quick)
+        except Exception as e:  # a store without this model's data: say so, go on
+            if name:
+                raise
+            err.print(f"{n}: skipped ({e})", style="yellow", markup=False, highlight=False)
+            continue
+        work.append((defn, frame, plan(defn, frame)))
+    totals = {k: sum(w[2][k] for w in work) for k in ("schemes", "folds", "fits")}
+    n_jobs = effective_n_jobs(jobs)
+    err.print(f"evaluating {_count(len(work), 'predictor')}, {_count(totals['schemes'], 'scheme')}, "
+              f"{_count(totals['folds'], 'fold')}, {_count(totals['fits'], 'fit')} in all "
+              f"({_count(n_jobs, 'fold')} at once)", markup=False, highlight=False)
+    for defn, frame, p in work:
+        err.print(f"  {defn.name}: {frame.height:,} rows, {_count(p['schemes'], 'scheme')}, "
+                  f"{_count(p['folds'], 'fold')}, {_count(p['fits'], 'fit')}", markup=False, highlight=False)
+    rows: list[dict] = []
+    with _fit_progress() as progress:
+        task = progress.add_task("grouped cross-validation", total=totals["fits"])
+        for defn, frame, _ in work:
+            def on_fold(fold, fits: int, model: str = defn.name) -> None:
+                progress.update(task, advance=fits, description=f"{model} {fold.scheme}: held out {fold.group}")
+
+            rows += cross_validate(defn, frame, n_jobs=jobs, on_fold=on_fold)
+    return rows
+
+
+def _fit_progress():
+    """A progress bar on stderr (stdout stays clean for --format csv/json): fits done, elapsed, ETA."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Column
+
+    # Only the description may be shortened (to what the console leaves beside about 44 characters
+    # of bar, counts and times): the counts and times are never cut.
+    room = max(20, err.width - 44)
+    return Progress(
+        TextColumn("{task.description}", table_column=Column(max_width=room, no_wrap=True, overflow="ellipsis")),
+        BarColumn(bar_width=10), MofNCompleteColumn(table_column=Column(no_wrap=True)),
+        TextColumn("fits, ETA", table_column=Column(no_wrap=True)),
+        TimeRemainingColumn(table_column=Column(no_wrap=True)), TimeElapsedColumn(table_column=Column(no_wrap=True)),
+        console=err, transient=False,
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 @predictors_app.command("train")

@@ -9,6 +9,7 @@ dtypes become spec numbers here, through :mod:`wattlas.predictors.gpus`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -17,6 +18,8 @@ import numpy as np
 
 from ..errors import WattlasError
 from . import features as F
+
+log = logging.getLogger("wattlas.predictors")
 
 if TYPE_CHECKING:
     import polars as pl
@@ -59,7 +62,8 @@ class ModelDef:
     base_feature: str
     features: Callable[[pl.DataFrame], pl.DataFrame]
     raw_features: Callable[[pl.DataFrame], pl.DataFrame]
-    training_frame: Callable[[Store], pl.DataFrame]
+    #: ``training_frame(store, include_quick=False)``: `--quick` bench rows are left out unless asked for.
+    training_frame: Callable[..., pl.DataFrame]
     schemes: tuple[Scheme, ...]
     sources: tuple[str, ...]
     licence: str
@@ -196,10 +200,12 @@ def _vidur_rows(store: Store, gemm_only: bool) -> pl.DataFrame:
     """)
     if df.height == 0:
         return df
-    return architecture_groups(df).with_columns(pl.lit(True).alias("evaluate"))
+    # SQL grouping and joins return rows in no fixed order, and tree fits sum in row order: sort,
+    # so that the same store gives the same cross-validation table, run after run.
+    return architecture_groups(df).sort(df.columns).with_columns(pl.lit(True).alias("evaluate"))
 
 
-def _bench_gemm_rows(store: Store) -> pl.DataFrame | None:
+def _bench_gemm_rows(store: Store, include_quick: bool) -> pl.DataFrame | None:
     """GEMM rows of our own ``bench_results`` (bench.md section 9 columns), when the store has any."""
     import polars as pl
 
@@ -207,11 +213,9 @@ def _bench_gemm_rows(store: Store) -> pl.DataFrame | None:
 
     if "bench_results" not in TABLES:
         return None
-    df = store.sql("""
-        select gpu_name, dtype, m, n, k, median(time_per_iter_s_median) as y
-        from bench_results where kind = 'gemm' and time_per_iter_s_median > 0 and device_type = 'cuda'
-        group by all
-    """)
+    rows = bench_results(store, include_quick=include_quick, kinds=("gemm",))
+    df = rows.filter((pl.col("time_per_iter_s_median") > 0) & (pl.col("device_type") == "cuda")).group_by(
+        "gpu_name", "dtype", "m", "n", "k", maintain_order=True).agg(y=pl.col("time_per_iter_s_median").median())
     if df.height == 0:
         return None
     from .gpus import get_gpu
@@ -223,14 +227,14 @@ def _bench_gemm_rows(store: Store) -> pl.DataFrame | None:
     ).drop("gpu_name")
 
 
-def _gemm_training(store: Store) -> pl.DataFrame:
+def _gemm_training(store: Store, include_quick: bool = False) -> pl.DataFrame:
     import polars as pl
 
     parts = []
     vidur = _vidur_rows(store, gemm_only=True)
     if vidur.height:
         parts.append(vidur.select("gpu", "dtype", "m", "n", "k", "y", "model", "arch", "evaluate"))
-    bench = _bench_gemm_rows(store)
+    bench = _bench_gemm_rows(store, include_quick)
     if bench is not None:
         parts.append(bench.select("gpu", "dtype", "m", "n", "k", "y", "model", "arch", "evaluate"))
     if not parts:
@@ -238,7 +242,7 @@ def _gemm_training(store: Store) -> pl.DataFrame:
     return pl.concat(parts, how="vertical_relaxed")
 
 
-def _operator_training(store: Store) -> pl.DataFrame:
+def _operator_training(store: Store, include_quick: bool = False) -> pl.DataFrame:
     df = _vidur_rows(store, gemm_only=False)
     if df.height == 0:
         raise WattlasError("no operator_times rows in the store: run `wattlas ingest vidur-profiling` first")
@@ -394,7 +398,7 @@ TRAINING_POWER = ModelDef(
     title="Average GPU power of a training job under a power limit, from a reference run",
     target="avg_power_w", target_unit="W", inputs=_ZEUS_INPUTS, base_feature="power_phys_w",
     features=_power_features, raw_features=_power_raw,
-    training_frame=lambda store: _zeus_training(store, "avg_power_w"),
+    training_frame=lambda store, include_quick=False: _zeus_training(store, "avg_power_w"),
     schemes=_ZEUS_SCHEMES, sources=("zeus-nsdi23",), licence="Apache-2.0 (Zeus traces)", limits=_ZEUS_LIMITS,
     params={"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 10},
     feature_doc=F.POWER_FEATURES,
@@ -406,7 +410,7 @@ TRAINING_TIME = ModelDef(
     title="Time per epoch of a training job under a power limit, from a reference run",
     target="time_per_epoch_s", target_unit="s", inputs=_ZEUS_INPUTS, base_feature="time_phys_s",
     features=_time_features, raw_features=_power_raw,
-    training_frame=lambda store: _zeus_training(store, "time_per_epoch_s"),
+    training_frame=lambda store, include_quick=False: _zeus_training(store, "time_per_epoch_s"),
     schemes=_ZEUS_SCHEMES, sources=("zeus-nsdi23",), licence="Apache-2.0 (Zeus traces)", limits=_ZEUS_LIMITS,
     params={"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 10},
     feature_doc=F.POWER_FEATURES,
@@ -414,19 +418,42 @@ TRAINING_TIME = ModelDef(
 )
 
 # ----------------------------------------------------------------------------- interference
-def bench_results(store: Store) -> pl.DataFrame:
-    """All ``bench_results`` rows of ``store`` (the table comes with wattlas' bench module)."""
+# A row is "quick" when its run was a `bench --quick` smoke run (bench_runs.quick) or its energy
+# window was flagged too short (what --quick windows are): not fit for training or scoring.
+_QUICK_SQL = "(coalesce(r.window_too_short, false) or coalesce(b.quick, false))"
+
+
+def bench_results(store: Store, *, include_quick: bool = False,
+                  kinds: tuple[str, ...] | None = None) -> pl.DataFrame:
+    """``bench_results`` rows of ``store``, without `--quick` rows unless ``include_quick``.
+
+    Leaving rows out is logged (a warning with the count), never silent: see :func:`quick_rows`.
+    """
     from ..schemas import TABLES
 
     if "bench_results" not in TABLES:
         raise WattlasError("this wattlas has no bench_results table (the bench module is not installed)")
-    return store.sql("select * from bench_results")
+    where = f"r.kind in ({', '.join(repr(k) for k in kinds)})" if kinds else "true"
+    if not include_quick:
+        n = quick_rows(store, kinds)
+        if n:
+            log.warning("%d bench_results rows from --quick runs or too-short windows left out "
+                        "(include them with --include-quick)", n)
+        where += f" and not {_QUICK_SQL}"
+    return store.sql(f"select r.* from bench_results r left join bench_runs b using (run_id) where {where}")
 
 
-def _interference_training(store: Store) -> pl.DataFrame:
+def quick_rows(store: Store, kinds: tuple[str, ...] | None = None) -> int:
+    """How many ``bench_results`` rows (of ``kinds``) come from `--quick` runs or too-short windows."""
+    where = f"r.kind in ({', '.join(repr(k) for k in kinds)})" if kinds else "true"
+    return int(store.sql(f"select count(*) as n from bench_results r left join bench_runs b using (run_id) "
+                         f"where {where} and {_QUICK_SQL}")["n"][0])
+
+
+def _interference_training(store: Store, include_quick: bool = False) -> pl.DataFrame:
     from .interference import from_bench
 
-    frame = from_bench(bench_results(store))
+    frame = from_bench(bench_results(store, include_quick=include_quick, kinds=("colocation",)))
     if frame.height == 0:
         raise WattlasError("no co-location pairs in bench_results: run `wattlas bench colocate` first")
     return frame
@@ -482,10 +509,10 @@ INTERFERENCE = ModelDef(
 )
 
 # ----------------------------------------------------------------------------- LLM serving energy
-def _llm_training(store: Store) -> pl.DataFrame:
-    from .llm import from_bench
+def _llm_training(store: Store, include_quick: bool = False) -> pl.DataFrame:
+    from .llm import PHASES, from_bench
 
-    frame = from_bench(bench_results(store))
+    frame = from_bench(bench_results(store, include_quick=include_quick, kinds=PHASES))
     if frame.height == 0:
         raise WattlasError("no prefill/decode rows with measured energy in bench_results: run the LLM bench first")
     return frame

@@ -20,11 +20,13 @@ Examples
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .definitions import ModelDef
+from .definitions import ModelDef, Scheme
 
 if TYPE_CHECKING:
     import polars as pl
@@ -86,63 +88,139 @@ def _estimators(defn: ModelDef) -> dict[str, object]:
     }
 
 
-def cross_validate(defn: ModelDef, frame: pl.DataFrame, scheme_names: list[str] | None = None) -> list[dict]:
+FITTED = ("wattlas", "linear-raw", "gbm-raw")  # the roofline has no parameters: nothing to fit
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One held-out group of one scheme: boolean row masks for training and testing."""
+
+    scheme: str
+    group: object
+    train: np.ndarray
+    test: np.ndarray
+
+
+def _scheme_folds(defn: ModelDef, frame: pl.DataFrame, scheme: Scheme) -> tuple[np.ndarray, list, list[Fold]]:
+    """The group column, its sorted values and the folds that score at least one row."""
+    groups = frame[scheme.group].to_numpy()
+    partner = frame[scheme.partner].to_numpy() if scheme.partner else None
+    scored = frame["evaluate"].to_numpy().astype(bool)
+    values = sorted(set(groups.tolist()))
+    folds = []
+    for g in values:
+        test = groups == g
+        # Pairwise data: a pair that contains the held-out member must not be trained on.
+        train = ~(test | (partner == g)) if partner is not None else ~test
+        if (test & scored).any():
+            folds.append(Fold(scheme.name, g, train, test))
+    return groups, values, folds
+
+
+def _schemes(defn: ModelDef, frame: pl.DataFrame, scheme_names: list[str] | None) -> list[Scheme]:
+    """The schemes to run: those asked for that have at least two groups in ``frame``."""
+    out = []
+    for scheme in defn.schemes:
+        if scheme_names and scheme.name not in scheme_names:
+            continue
+        n_groups = frame[scheme.group].n_unique()
+        if n_groups < 2:
+            log.warning("%s: scheme %s needs >= 2 groups, found %d; skipped", defn.name, scheme.name, n_groups)
+            continue
+        out.append(scheme)
+    return out
+
+
+def plan(defn: ModelDef, frame: pl.DataFrame, scheme_names: list[str] | None = None) -> dict[str, int]:
+    """How much work :func:`cross_validate` will do: schemes, folds and estimator fits.
+
+    Baselines count as fits too (``linear-raw`` and ``gbm-raw``); the roofline fits nothing.
+    """
+    schemes = _schemes(defn, frame, scheme_names)
+    folds = sum(len(_scheme_folds(defn, frame, s)[2]) for s in schemes)
+    return {"schemes": len(schemes), "folds": folds, "fits": folds * len(FITTED)}
+
+
+def _fit_fold(defn: ModelDef, X: pl.DataFrame, R: pl.DataFrame, Y: np.ndarray, fold: Fold) -> dict[str, np.ndarray]:
+    """Fit every method on one fold; the raw inputs are split once and shared by both baselines."""
+    import polars as pl
+    from sklearn.base import clone
+    from threadpoolctl import threadpool_limits
+
+    target = Y[fold.train] if defn.targets else Y[fold.train, 0]
+    train_mask, test_mask = pl.Series(fold.train), pl.Series(fold.test)
+    splits = {"X": (X.filter(train_mask), X.filter(test_mask)), "R": (R.filter(train_mask), R.filter(test_mask))}
+    out = {}
+    # One thread per fit: the folds are the parallel unit. OpenMP threads inside small tree fits
+    # cost more than they save, and on a busy machine their spin-waits stall every fit.
+    with threadpool_limits(1):
+        for name, est in _estimators(defn).items():
+            fit_on, predict_on = splits["X" if name == "wattlas" else "R"]
+            pred = np.asarray(clone(est).fit(fit_on, target).predict(predict_on))
+            out[name] = pred.reshape(-1, Y.shape[1])
+    return out
+
+
+def cross_validate(defn: ModelDef, frame: pl.DataFrame, scheme_names: list[str] | None = None, *,
+                   n_jobs: int | None = 1, on_fold: Callable[[Fold, int], None] | None = None) -> list[dict]:
     """Out-of-fold metrics per (scheme, method) for ``frame`` (a ``training_frame`` result).
 
     Returns one dict per (scheme, method): the :func:`metrics` keys plus ``scheme``, ``method``,
     ``groups`` (how many were held out) and ``worst_group``/``worst_group_mape_pct``.
+
+    ``n_jobs`` folds are fitted at once (joblib, ``-1``: every core); every estimator has a fixed
+    seed and each fold's predictions land in its own rows, so the result does not depend on
+    ``n_jobs``. ``on_fold(fold, fits)`` is called as each fold finishes (a progress display).
     """
-    import polars as pl
-    from sklearn.base import clone
+    from joblib import Parallel, delayed
 
     X = defn.features(frame)
     R = defn.raw_features(frame)
     Y = defn.y(frame).reshape(frame.height, -1)
     scored = frame["evaluate"].to_numpy().astype(bool)
+    schemes = _schemes(defn, frame, scheme_names)
+    layout = {s.name: _scheme_folds(defn, frame, s) for s in schemes}
+    folds = [f for s in schemes for f in layout[s.name][2]]
+    preds = {s.name: {m: np.full(Y.shape, np.nan) for m in FITTED} for s in schemes}
+    # Ordered results: each lands in its fold's rows whatever the worker that computed it.
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_fit_fold)(defn, X, R, Y, f) for f in folds)
+    for fold, fitted in zip(folds, results, strict=True):
+        for name, pred in fitted.items():
+            preds[fold.scheme][name][fold.test] = pred
+        log.debug("%s %s: held out %s", defn.name, fold.scheme, fold.group)
+        if on_fold is not None:
+            on_fold(fold, len(fitted))
+    roofline = np.column_stack([X[b].to_numpy() for b in defn.base_features])
     out: list[dict] = []
-    for scheme in defn.schemes:
-        if scheme_names and scheme.name not in scheme_names:
-            continue
-        groups = frame[scheme.group].to_numpy()
-        partner = frame[scheme.partner].to_numpy() if scheme.partner else None
-        values = sorted(set(groups.tolist()))
-        if len(values) < 2:
-            log.warning("%s: scheme %s needs >= 2 groups, found %d; skipped", defn.name, scheme.name, len(values))
-            continue
-        preds = {m: np.full(Y.shape, np.nan) for m in METHODS}
-        preds["roofline"] = np.column_stack([X[b].to_numpy() for b in defn.base_features])
-        for g in values:
-            test = groups == g
-            # Pairwise data: a pair that contains the held-out member must not be trained on.
-            train = ~(test | (partner == g)) if partner is not None else ~test
-            if not (test & scored).any():
-                continue
-            for name, est in _estimators(defn).items():
-                data = X if name == "wattlas" else R
-                target = Y[train] if defn.targets else Y[train, 0]
-                fitted = clone(est).fit(data.filter(pl.Series(train)), target)
-                pred = np.asarray(fitted.predict(data.filter(pl.Series(test))))
-                preds[name][test] = pred.reshape(-1, Y.shape[1])
-            log.info("%s %s: held out %s", defn.name, scheme.name, g)
-        for j, target in enumerate(defn.target_names):
-            y = Y[:, j]
-            for method in METHODS:
-                p = preds[method][:, j]
-                row = {"model": defn.name, "target": target, "scheme": scheme.name, "method": method,
-                       "groups": len(values)}
-                row.update(metrics(y[scored], p[scored]))
-                worst, worst_mape = None, -1.0
-                for g in values:
-                    sel = (groups == g) & scored
-                    if sel.any():
-                        mape = metrics(y[sel], p[sel])["mape_pct"]
-                        if mape > worst_mape:
-                            worst, worst_mape = g, mape
-                row["worst_group"] = str(worst)
-                row["worst_group_mape_pct"] = worst_mape
-                if method == "wattlas":
-                    row["group_mape_pct"] = _mape_by(groups, y, p, scored)
-                    if defn.breakdown:
-                        row[f"{defn.breakdown}_mape_pct"] = _mape_by(frame[defn.breakdown].to_numpy(), y, p, scored)
-                out.append(row)
+    for scheme in schemes:
+        groups, values, _ = layout[scheme.name]
+        by_method = {**preds[scheme.name], "roofline": roofline}
+        out += _score(defn, frame, scheme, Y, scored, groups, values, by_method)
+    return out
+
+
+def _score(defn: ModelDef, frame: pl.DataFrame, scheme: Scheme, Y: np.ndarray, scored: np.ndarray,
+           groups: np.ndarray, values: list, preds: dict[str, np.ndarray]) -> list[dict]:
+    out = []
+    for j, target in enumerate(defn.target_names):
+        y = Y[:, j]
+        for method in METHODS:
+            p = preds[method][:, j]
+            row = {"model": defn.name, "target": target, "scheme": scheme.name, "method": method,
+                   "groups": len(values)}
+            row.update(metrics(y[scored], p[scored]))
+            worst, worst_mape = None, -1.0
+            for g in values:
+                sel = (groups == g) & scored
+                if sel.any():
+                    mape = metrics(y[sel], p[sel])["mape_pct"]
+                    if mape > worst_mape:
+                        worst, worst_mape = g, mape
+            row["worst_group"] = str(worst)
+            row["worst_group_mape_pct"] = worst_mape
+            if method == "wattlas":
+                row["group_mape_pct"] = _mape_by(groups, y, p, scored)
+                if defn.breakdown:
+                    row[f"{defn.breakdown}_mape_pct"] = _mape_by(frame[defn.breakdown].to_numpy(), y, p, scored)
+            out.append(row)
     return out
