@@ -114,6 +114,31 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def eta_progress(unit: str, *extra: Any) -> Any:
+    """A rich progress bar on stderr (stdout stays clean for --format csv/json): description,
+    bar, ``done/total unit``, ETA, elapsed, then ``extra`` columns. Only the description may be
+    shortened, to what the console leaves beside the rest: counts and times are never cut."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Column
+
+    room = max(20, err.width - 44)  # about 44 characters of bar, counts and times
+    fixed = Column(no_wrap=True)
+    return Progress(
+        TextColumn("{task.description}", table_column=Column(max_width=room, no_wrap=True, overflow="ellipsis")),
+        BarColumn(bar_width=10), MofNCompleteColumn(table_column=fixed),
+        TextColumn(f"{unit}, ETA", table_column=Column(no_wrap=True)),
+        TimeRemainingColumn(table_column=Column(no_wrap=True)), TimeElapsedColumn(table_column=Column(no_wrap=True)),
+        *extra, console=err, transient=False,
+    )
+
+
 def say(message: str, *, label: str = "", style: str = "") -> None:
     """One message on stderr, printed as is (never read as markup), after an optional styled label."""
     text = Text()

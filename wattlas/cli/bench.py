@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import FormatOpt, OutputFormat, StoreOpt, err
+from ._common import FormatOpt, OutputFormat, StoreOpt, err, eta_progress
 
 bench_app = typer.Typer(
     name="bench",
@@ -72,18 +72,9 @@ class _Progress:
     """A rich progress bar with ETA on stderr, advanced once per committed point."""
 
     def __init__(self, label: str):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import TextColumn
 
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                 TextColumn("{task.fields[last]}"), console=err)
+        self.progress = eta_progress("points", TextColumn("{task.fields[last]}"))
         self.label = label
         self.task: Any = None
 

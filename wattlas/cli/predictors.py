@@ -9,7 +9,17 @@ from typing import Annotated
 
 import typer
 
-from ._common import FormatOpt, OutputFormat, StoreOpt, err, open_store, print_frame, resolve_selection, say
+from ._common import (
+    FormatOpt,
+    OutputFormat,
+    StoreOpt,
+    err,
+    eta_progress,
+    open_store,
+    print_frame,
+    resolve_selection,
+    say,
+)
 
 predictors_app = typer.Typer(help="Runtime, power and interference predictors: list, evaluate, train.",
                              no_args_is_help=True)
@@ -128,7 +138,7 @@ def _evaluate_store(store: Path, name: str | None, *, jobs: int, include_quick: 
         err.print(f"  {defn.name}: {frame.height:,} rows, {_count(p['schemes'], 'scheme')}, "
                   f"{_count(p['folds'], 'fold')}, {_count(p['fits'], 'fit')}", markup=False, highlight=False)
     rows: list[dict] = []
-    with _fit_progress() as progress:
+    with eta_progress("fits") as progress:
         task = progress.add_task("grouped cross-validation", total=totals["fits"])
         for defn, frame, _ in work:
             def on_fold(fold, fits: int, model: str = defn.name) -> None:
@@ -136,30 +146,6 @@ def _evaluate_store(store: Path, name: str | None, *, jobs: int, include_quick: 
 
             rows += cross_validate(defn, frame, n_jobs=jobs, on_fold=on_fold)
     return rows
-
-
-def _fit_progress():
-    """A progress bar on stderr (stdout stays clean for --format csv/json): fits done, elapsed, ETA."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.table import Column
-
-    # Only the description may be shortened (to what the console leaves beside about 44 characters
-    # of bar, counts and times): the counts and times are never cut.
-    room = max(20, err.width - 44)
-    return Progress(
-        TextColumn("{task.description}", table_column=Column(max_width=room, no_wrap=True, overflow="ellipsis")),
-        BarColumn(bar_width=10), MofNCompleteColumn(table_column=Column(no_wrap=True)),
-        TextColumn("fits, ETA", table_column=Column(no_wrap=True)),
-        TimeRemainingColumn(table_column=Column(no_wrap=True)), TimeElapsedColumn(table_column=Column(no_wrap=True)),
-        console=err, transient=False,
-    )
 
 
 def _count(n: int, noun: str) -> str:
