@@ -122,3 +122,16 @@ def snapshot(store_dir: Path) -> dict[str, object]:
 
 def table_rows(store, table: str, order: str) -> list[tuple]:
     return store.sql(f"select * exclude (source) from {table} order by {order}").rows()
+
+
+def supercloud_gpu_dir(root: Path, n_files: int = 20, power_w: int = 40) -> Path:
+    """``n_files`` small Supercloud GPU files of one key (``gpu/0007``) under ``root``, in the real
+    format; ``power_w`` tells datasets apart. Returns ``root``."""
+    header, *_ = (FIXTURES / "hpc" / "409499185-r8939293-n208531.csv").read_text().splitlines()
+    folder = root / "gpu" / "0007"
+    folder.mkdir(parents=True)
+    for i in range(n_files):
+        rows = [f"{1614556921 + i * 10 + k}.000,{k % 2},{i},{k},32500,10,30,[N/A],{power_w + i}.5,16"
+                for k in range(5)]
+        (folder / f"{5000 + i}-r1-n{i}.csv").write_text("\n".join([header, *rows]) + "\n")
+    return root

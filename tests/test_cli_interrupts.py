@@ -15,7 +15,7 @@ import pytest
 
 from wattlas.store import Store
 
-from ._ingest_helpers import FIXTURES, table_rows
+from ._ingest_helpers import supercloud_gpu_dir, table_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,18 +38,6 @@ CLI_SLOW_INGEST = textwrap.dedent("""
 """)
 
 
-def _gpu_dir(root: Path, n_files: int = 40) -> Path:
-    """``n_files`` small Supercloud GPU files of one key."""
-    header, *_ = (FIXTURES / "hpc" / "409499185-r8939293-n208531.csv").read_text().splitlines()
-    folder = root / "gpu" / "0007"
-    folder.mkdir(parents=True)
-    for i in range(n_files):
-        rows = [f"{1614556921 + i * 10 + k}.000,{k % 2},{i},{k},32500,10,30,[N/A],{40 + i}.5,16"
-                for k in range(5)]
-        (folder / f"{5000 + i}-r1-n{i}.csv").write_text("\n".join([header, *rows]) + "\n")
-    return root
-
-
 def _group_alive(pgid: int) -> list[int]:
     """Live (non-zombie) processes of process group ``pgid``."""
     alive = []
@@ -67,22 +55,14 @@ def _group_alive(pgid: int) -> list[int]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find leftover processes")
 def test_ctrl_c_during_ingest_prints_one_line_exits_130_and_resumes(tmp_path: Path):
-    data = _gpu_dir(tmp_path / "data")
+    data = supercloud_gpu_dir(tmp_path / "data", n_files=40)
     store = tmp_path / "store"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     argv = ["ingest", "supercloud", "--from", str(data), "--workers", "2", "--store", str(store)]
     proc = subprocess.Popen([sys.executable, "-c", CLI_SLOW_INGEST, *argv], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     staging = store / ".staging" / "supercloud"
-    deadline = time.monotonic() + 90
-    while not list(staging.glob("b-*/done.json")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, f"the ingest ended before a batch was staged: {proc.communicate()}"
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
-    out, err = proc.communicate(timeout=60)
-    deadline = time.monotonic() + 10
-    while (left := _group_alive(proc.pid)) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    _, err, left = _interrupt_group_when(proc, lambda: bool(list(staging.glob("b-*/done.json"))))
 
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err

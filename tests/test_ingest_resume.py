@@ -14,7 +14,7 @@ import pytest
 from wattlas.ingest import engine, ingest
 from wattlas.store import Store
 
-from ._ingest_helpers import FIXTURES, table_rows
+from ._ingest_helpers import supercloud_gpu_dir, table_rows
 
 KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
@@ -36,13 +36,7 @@ KILL_SCRIPT = textwrap.dedent("""
 
 @pytest.fixture
 def gpu_dir(tmp_path: Path) -> Path:
-    header, *body = (FIXTURES / "hpc" / "409499185-r8939293-n208531.csv").read_text().splitlines()
-    folder = tmp_path / "data" / "gpu" / "0007"
-    folder.mkdir(parents=True)
-    for i in range(20):
-        rows = [f"{1614556921 + i * 10 + k}.000,{k % 2},{i},{k},32500,10,30,[N/A],{40 + i}.5,16" for k in range(5)]
-        (folder / f"{5000 + i}-r1-n{i}.csv").write_text("\n".join([header, *rows]) + "\n")
-    return tmp_path / "data"
+    return supercloud_gpu_dir(tmp_path / "data")
 
 
 def test_killed_ingest_resumes_to_exactly_one_clean_run(gpu_dir: Path, tmp_path: Path, monkeypatch):

@@ -25,7 +25,7 @@ from wattlas.errors import StoreDiskError
 from wattlas.ingest import engine, ingest
 from wattlas.store import Store
 
-from ._ingest_helpers import FIXTURES, table_rows
+from ._ingest_helpers import supercloud_gpu_dir, table_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 _REAL_CHECK_GROUPS = engine._check_groups
@@ -60,18 +60,6 @@ KILLER = textwrap.dedent("""
     sys.settrace(None)
     print(count)
 """)
-
-
-def _gpu_dir(root: Path, power_w: int) -> Path:
-    """Twenty Supercloud GPU files (one key, ten batches of two): ``power_w`` tells runs apart."""
-    header, *_ = (FIXTURES / "hpc" / "409499185-r8939293-n208531.csv").read_text().splitlines()
-    folder = root / "gpu" / "0007"
-    folder.mkdir(parents=True)
-    for i in range(20):
-        rows = [f"{1614556921 + i * 10 + k}.000,{k % 2},{i},{k},32500,10,30,[N/A],{power_w + i}.5,16"
-                for k in range(5)]
-        (folder / f"{5000 + i}-r1-n{i}.csv").write_text("\n".join([header, *rows]) + "\n")
-    return root
 
 
 def _glob_rows(store: Path, table: str) -> int:
@@ -114,8 +102,8 @@ def _run_killer(data: Path, store: Path, target: int, phase: str) -> subprocess.
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find leftover processes")
 def test_kill_anywhere_then_rerun_gives_one_clean_run(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(engine, "BATCH_FILES", 2)
-    old = _gpu_dir(tmp_path / "old", 40)
-    new = _gpu_dir(tmp_path / "new", 60)
+    old = supercloud_gpu_dir(tmp_path / "old", power_w=40)
+    new = supercloud_gpu_dir(tmp_path / "new", power_w=60)
     ingest("supercloud", [old], tmp_path / "clean-old", workers=1)
     ingest("supercloud", [new], tmp_path / "clean-new", workers=1)
     old_rows = table_rows(Store(tmp_path / "clean-old"), "gpu_samples", ORDER)
@@ -154,7 +142,7 @@ def test_kill_anywhere_then_rerun_gives_one_clean_run(tmp_path: Path, monkeypatc
 def test_rerun_after_a_kill_between_placing_parts_and_the_swap(tmp_path: Path, monkeypatch):
     """The red team's stuck store: a commit killed half way once consumed staged parts."""
     monkeypatch.setattr(engine, "BATCH_FILES", 2)
-    data = _gpu_dir(tmp_path / "data", 40)
+    data = supercloud_gpu_dir(tmp_path / "data", power_w=40)
     store = tmp_path / "store"
     # The third commit line that places a part: some parts are in tables/, the catalog is old.
     killed = _run_killer(data, store, _first_line_of_place(data, tmp_path) + 3, "commit")
@@ -196,7 +184,7 @@ def _first_line_of_place(data: Path, tmp_path: Path) -> int:
 
 def test_changed_or_missing_staged_part_is_converted_again(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(engine, "BATCH_FILES", 2)
-    data = _gpu_dir(tmp_path / "data", 40)
+    data = supercloud_gpu_dir(tmp_path / "data", power_w=40)
     store = tmp_path / "store"
 
     def interrupt(*args):  # runs after every batch is staged, before anything is committed
@@ -218,8 +206,8 @@ def test_changed_or_missing_staged_part_is_converted_again(tmp_path: Path, monke
 
 
 def test_open_connection_keeps_reading_its_snapshot_while_a_commit_replaces_rows(tmp_path: Path):
-    old = _gpu_dir(tmp_path / "old", 40)
-    new = _gpu_dir(tmp_path / "new", 60)
+    old = supercloud_gpu_dir(tmp_path / "old", power_w=40)
+    new = supercloud_gpu_dir(tmp_path / "new", power_w=60)
     store = tmp_path / "store"
     ingest("supercloud", [old], store, workers=1)
     con = Store(store).connect()
@@ -238,7 +226,7 @@ def test_open_connection_keeps_reading_its_snapshot_while_a_commit_replaces_rows
 
 def test_readers_never_fail_while_four_writers_commit(tmp_path: Path):
     store = tmp_path / "store"
-    dirs = [_gpu_dir(tmp_path / f"d{i}", 40 + i) for i in range(2)]
+    dirs = [supercloud_gpu_dir(tmp_path / f"d{i}", power_w=40 + i) for i in range(2)]
     ingest("supercloud", [dirs[0]], store, workers=1)
     cmd = [sys.executable, "-m", "wattlas", "ingest", "supercloud", "--store", str(store), "--from"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -269,8 +257,8 @@ def small_disk(tmp_path: Path):
 
 def test_full_disk_at_any_point_then_space_freed_reruns_clean(tmp_path: Path, small_disk: Path, monkeypatch):
     monkeypatch.setattr(engine, "BATCH_FILES", 2)
-    old = _gpu_dir(tmp_path / "old", 40)
-    new = _gpu_dir(tmp_path / "new", 60)
+    old = supercloud_gpu_dir(tmp_path / "old", power_w=40)
+    new = supercloud_gpu_dir(tmp_path / "new", power_w=60)
     ingest("supercloud", [new], tmp_path / "clean", workers=1)
     new_rows = table_rows(Store(tmp_path / "clean"), "gpu_samples", ORDER)
     filler = small_disk / "filler"

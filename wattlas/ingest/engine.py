@@ -346,8 +346,7 @@ def ingest(
     emit("start", {"files": len(inputs) - n_archives, "bytes": report.bytes_read, "archives": n_archives})
     staging = store.staging_dir(source.id)
     with store.transaction(source.id) as tx:
-        run = _Run(source.id, staging, emit, report)
-        run.archive_limits = archive_limits
+        run = _Run(source.id, staging, emit, report, archive_limits)
         try:
             results = run.execute(inputs, workers)
         except KeyboardInterrupt as e:
@@ -367,7 +366,8 @@ def ingest(
 class _Run:
     """Plans batches, runs them (inline or in a pool), and collects their results."""
 
-    def __init__(self, source_id: str, staging: Path, emit: EventCallback, report: IngestReport):
+    def __init__(self, source_id: str, staging: Path, emit: EventCallback, report: IngestReport,
+                 archive_limits: ArchiveLimits | None = None):
         self.source_id = source_id
         self.module = source_module(source_id)
         self.staging = staging
@@ -383,7 +383,7 @@ class _Run:
         self.extract_dir = staging / "_in"
         self._n_extracted = 0
         self.token = uuid.uuid4().hex
-        self.archive_limits: ArchiveLimits | None = None
+        self.archive_limits = archive_limits
 
     # ---------------------------------------------------------------- driver
     def execute(self, inputs: list[InputFile], workers: int | None) -> list[dict[str, Any]]:
