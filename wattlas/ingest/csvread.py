@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ..errors import InputFormatError, StoreDiskError, disk_errno, quote_input
+from ..errors import InputFormatError, StoreDiskError, quote_input, store_disk_error
 from .parts import first_out_of_bounds, select_table
 
 
@@ -210,14 +209,7 @@ def convert_csv(
 def write_failure(exc: BaseException, out_path: Path, display: str) -> StoreDiskError | None:
     """A :class:`StoreDiskError` if ``exc`` is the output's disk failing (full, quota, read-only,
     I/O error), not a problem of the input ``display``; else None."""
-    code = disk_errno(exc)
-    if code is None:
-        return None
-    return StoreDiskError(
-        f"writing the rows converted from {display} to {out_path.parent} failed: {os.strerror(code)} "
-        f"(errno {code}). The input file is not at fault: free space on that disk (or fix its quota "
-        "or permissions) and run the ingest again; files already converted are reused."
-    )
+    return store_disk_error(exc, out_path.parent, f"writing the rows converted from {display}")
 
 
 def _check_bounds(path: Path, layout: CsvLayout, out_path: Path, table: str, display: str) -> None:
