@@ -108,6 +108,26 @@ def parse_bytes(text: str) -> int:
     return int(float(match.group(1)) * unit)
 
 
+def env_overrides(
+    variables: Mapping[str, str], parsers: Mapping[str, Callable[[str], float | int]],
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, float | int]:
+    """The limits set in the environment: for each ``field -> VARIABLE`` of ``variables`` that is
+    set, ``parsers[field]`` of its text (:func:`parse_bytes` by default, so sizes take 10KiB, 2GB);
+    an unparsable value is an error naming the variable."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, float | int] = {}
+    for name, var in variables.items():
+        text = environ.get(var, "").strip()
+        if not text:
+            continue
+        try:
+            values[name] = parsers.get(name, parse_bytes)(text)
+        except ValueError as e:
+            raise WattlasError(f"environment variable {var}={text!r} is not valid: {e}") from e
+    return values
+
+
 def format_bytes(n: float) -> str:
     """A byte count for people: ``'292 B'``, ``'16.0 MiB'``."""
     if abs(n) < 1024:
@@ -145,17 +165,7 @@ class ArchiveLimits:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ArchiveLimits:
         """The defaults, with any ``WATTLAS_MAX_*`` / ``WATTLAS_EXPAND_GRACE_BYTES`` variables applied."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, float | int] = {}
-        for name, var in LIMIT_ENV.items():
-            text = environ.get(var, "").strip()
-            if not text:
-                continue
-            try:
-                values[name] = float(text) if name == "max_expand_ratio" else parse_bytes(text)
-            except ValueError as e:
-                raise WattlasError(f"environment variable {var}={text!r} is not valid: {e}") from e
-        return cls(**values)
+        return cls(**env_overrides(LIMIT_ENV, {"max_expand_ratio": float}, environ))
 
     def replace(self, **changes: float | int | None) -> ArchiveLimits:
         """A copy with the given fields changed; ``None`` keeps a field (unset CLI flags)."""

@@ -14,7 +14,6 @@ slower than a minimum rate over a window of time is abandoned and retried a few 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import DownloadError, HashMismatchError, ManualDownloadError, WattlasError
-from .archive import format_bytes, parse_bytes
+from .archive import env_overrides, format_bytes
 from .registry import Source, SourceFile
 
 log = logging.getLogger("wattlas.ingest")
@@ -58,24 +57,13 @@ class DownloadLimits:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> DownloadLimits:
         """The defaults, with any ``WATTLAS_DOWNLOAD_*`` variables (see :data:`DOWNLOAD_ENV`) applied."""
-        environ = dict(os.environ) if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            var = DOWNLOAD_ENV[f.name]
-            text = environ.get(var, "").strip()
-            if not text:
-                continue
-            try:
-                if f.name in ("min_bytes_per_s", "max_bytes"):
-                    values[f.name] = parse_bytes(text)
-                elif f.name == "retries":
-                    values[f.name] = int(text)
-                else:
-                    values[f.name] = float(text)
-            except ValueError as e:
-                raise WattlasError(f"environment variable {var}={text!r} is not valid: {e}") from e
-            if values[f.name] < 0:
-                raise WattlasError(f"environment variable {var}={text!r} must not be negative")
+        environ = os.environ if environ is None else environ
+        durations = {name: float for name in ("read_timeout_s", "window_s", "deadline_s", "retry_wait_s")}
+        values = env_overrides(DOWNLOAD_ENV, {**durations, "retries": int}, environ)
+        for name, value in values.items():
+            if value < 0:
+                var = DOWNLOAD_ENV[name]
+                raise WattlasError(f"environment variable {var}={environ[var].strip()!r} must not be negative")
         return cls(**values)
 
 
