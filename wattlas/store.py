@@ -162,12 +162,8 @@ class Store:
 
     def committed_files(self, table: str) -> list[tuple[str, str, Path]]:
         """(source, input key, absolute path) of every Parquet file of ``table``, in view order."""
-        entry = self.catalog()["tables"].get(table, {})
         base = self.tables_dir / table
-        return [
-            (source, key, base / f)
-            for source in sorted(entry) for key in sorted(entry[source]) for f in entry[source][key]["files"]
-        ]
+        return [(source, key, base / f) for _, source, key, f in _catalog_files(self.catalog(), table)]
 
     def table_files(self, table: str) -> list[Path]:
         """Absolute paths of the Parquet files that make up ``table`` now."""
@@ -235,8 +231,7 @@ class Store:
         self.recover()
         for _ in range(SNAPSHOT_TRIES):
             cat = self.catalog()
-            rels = [f"{t}/{f}" for t, e in cat["tables"].items()
-                    for s in e.values() for v in s.values() for f in v["files"]]
+            rels = [f"{t}/{f}" for t, _, _, f in _catalog_files(cat)]
             snap_dir = self._new_snapshot_dir() if rels else None
             if snap_dir is None:
                 return Snapshot(cat, self.tables_dir, None)
@@ -425,11 +420,7 @@ class Store:
                 raise
 
     def _referenced(self) -> set[Path]:
-        return {
-            (self.tables_dir / t / f).resolve()
-            for t, e in self.catalog()["tables"].items()
-            for s in e.values() for v in s.values() for f in v["files"]
-        }
+        return {(self.tables_dir / t / f).resolve() for t, _, _, f in _catalog_files(self.catalog())}
 
     def _collect_garbage(self) -> None:
         """Remove what crashed writers and readers left: temp dirs, catalogs never swapped in,
@@ -567,8 +558,7 @@ class Snapshot:
 
     def files(self, table: str) -> list[Path]:
         """The Parquet files of ``table`` in this generation, in view order."""
-        entry = self.catalog["tables"].get(table, {})
-        return [self.base / table / f for s in sorted(entry) for k in sorted(entry[s]) for f in entry[s][k]["files"]]
+        return [self.base / table / f for _, _, _, f in _catalog_files(self.catalog, table)]
 
     def close(self) -> None:
         if self.owned is not None:
@@ -577,6 +567,18 @@ class Snapshot:
 
 
 # ------------------------------------------------------------------ helpers
+def _catalog_files(catalog: dict[str, Any], table: str | None = None) -> Iterator[tuple[str, str, str, str]]:
+    """(table, source, input key, file path relative to the table's folder) of every committed
+    file of ``table`` (all tables if None), in view order: by source, then key."""
+    tables = catalog["tables"]
+    for t in [table] if table is not None else sorted(tables):
+        entry = tables.get(t, {})
+        for source in sorted(entry):
+            for key in sorted(entry[source]):
+                for f in entry[source][key]["files"]:
+                    yield t, source, key, f
+
+
 def _place(src: Path, dest: Path) -> None:
     """Put a finished part at its committed path without consuming ``src``: a staged part stays
     reusable until the commit is complete. A hard link costs nothing; copy where none can be made."""
