@@ -135,3 +135,19 @@ def supercloud_gpu_dir(root: Path, n_files: int = 20, power_w: int = 40) -> Path
                 for k in range(5)]
         (folder / f"{5000 + i}-r1-n{i}.csv").write_text("\n".join([header, *rows]) + "\n")
     return root
+
+
+def live_processes(match) -> list[int]:
+    """PIDs of live (not zombie) processes for which ``match(proc_dir, stat_fields)`` is true;
+    ``stat_fields`` are the fields of ``/proc/PID/stat`` after the command name (state first)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and match(entry, fields):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

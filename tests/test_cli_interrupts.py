@@ -15,7 +15,7 @@ import pytest
 
 from wattlas.store import Store
 
-from ._ingest_helpers import supercloud_gpu_dir, table_rows
+from ._ingest_helpers import live_processes, supercloud_gpu_dir, table_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,17 +40,7 @@ CLI_SLOW_INGEST = textwrap.dedent("""
 
 def _group_alive(pgid: int) -> list[int]:
     """Live (non-zombie) processes of process group ``pgid``."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(entry.name))
-    return alive
+    return live_processes(lambda _, fields: int(fields[2]) == pgid)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find leftover processes")

@@ -25,7 +25,7 @@ from wattlas.errors import StoreDiskError
 from wattlas.ingest import engine, ingest
 from wattlas.store import Store
 
-from ._ingest_helpers import supercloud_gpu_dir, table_rows
+from ._ingest_helpers import live_processes, supercloud_gpu_dir, table_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 _REAL_CHECK_GROUPS = engine._check_groups
@@ -72,19 +72,8 @@ def _glob_rows(store: Path, table: str) -> int:
 
 def _marked_processes(mark: str) -> list[int]:
     """Live processes (not zombies) whose environment carries ``mark``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if f"WATTLAS_KILL_MARK={mark}".encode() not in (entry / "environ").read_bytes():
-                continue
-            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue
-        except OSError:
-            continue
-        found.append(int(entry.name))
-    return found
+    needle = f"WATTLAS_KILL_MARK={mark}".encode()
+    return live_processes(lambda proc, _: needle in (proc / "environ").read_bytes())
 
 
 def _run_killer(data: Path, store: Path, target: int, phase: str) -> subprocess.CompletedProcess[str]:
