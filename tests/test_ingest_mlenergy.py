@@ -243,3 +243,16 @@ def test_the_real_files(tmp_path):
         "from serving_energy group by all order by f").rows()
     assert counts == [("diffusion", 1020, 12), ("llm", 565, 33), ("mllm", 273, 17)]
     assert sum(n for _, n, _ in counts) == 1858 and sum(p for _, _, p in counts) == 62
+
+
+def test_leaderboard_gpus_have_sourced_specs():
+    from wattlas.predictors.gpus import get_gpu
+
+    for label, key in mlenergy.GPUS.items():
+        assert get_gpu(label).key == key
+    b200 = get_gpu("NVIDIA B200")  # the name NVML reports
+    assert (b200.key, b200.mem_bw_gbs, b200.memory_gb, b200.peak_bf16_tflops, b200.peak_fp8_tflops) == (
+        "B200", 8000.0, 180.0, 2250.0, 4500.0)
+    assert "64 TB/s" in b200.sources["mem_bw_gbs"] and "1,440 GB" in b200.sources["memory_gb"]
+    assert "with sparsity, halved to dense" in b200.sources["peak_bf16_tflops"]
+    assert b200.sm_count is None and "not published" in b200.sources["sm_count"]
