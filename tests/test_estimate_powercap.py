@@ -17,8 +17,6 @@ import polars as pl
 import pytest
 
 from wattlas.cli import main
-from wattlas.predictors import powercap
-from wattlas.predictors.powercap import CURVE, rel_power, rel_time
 
 from .conftest import SHARED
 from .test_estimate_domain import IN_DOMAIN, _store
@@ -33,6 +31,8 @@ def _real_data() -> Path:
 
 # ----------------------------------------------------------------------------- the curve's shape
 def test_curve_is_flat_above_the_draw_and_rises_below_it():
+    from wattlas.predictors.powercap import CURVE, rel_power, rel_time
+
     x = np.linspace(CURVE.x_min, 4.0, 400)
     t, p = rel_time(x), rel_power(x)
     assert (np.diff(t) <= 1e-12).all() and (np.diff(p) >= -1e-12).all()  # monotone in the cap
@@ -47,6 +47,9 @@ def test_curve_is_flat_above_the_draw_and_rises_below_it():
 
 
 def test_curve_matches_the_zeus_traces_on_held_out_workloads():
+    from wattlas.predictors import powercap
+    from wattlas.predictors.powercap import CURVE, rel_time
+
     rows = powercap.zeus_rows(powercap.read_zeus_csvs(_real_data() / "zeus_nsdi23"))
     fitted = powercap.fit_curve(rows)
     assert fitted.rows == CURVE.rows == 1391
@@ -135,6 +138,8 @@ def test_predict_power_limit_uses_the_cap_curve(capsys):
     assert (above["time_s"], above["energy_j"]) == (tdp["time_s"], tdp["energy_j"])  # was energy x limit / 700
     low_w = 0.6 * draw_w
     below, _ = _predict(capsys, "--power-limit", f"{low_w:.0f}")
+    from wattlas.predictors.powercap import rel_time
+
     assert below["time_s"] == pytest.approx(tdp["time_s"] * float(rel_time(round(low_w) / draw_w, 700 / draw_w)))
     assert below["time_s"] > 1.2 * tdp["time_s"] and below["energy_j"] > 0.7 * tdp["energy_j"]
     assert below["energy_j"] / below["time_s"] <= round(low_w) + 1e-6
@@ -158,7 +163,6 @@ def _azure_conv_requests() -> pl.DataFrame:
 
 def test_azure_conv_is_flagged_out_of_domain_by_llm_energy(tmp_path: Path, capsys):
     from wattlas.predictors.estimate import Assumptions, estimate_requests
-    from wattlas.predictors.guards import domain_warning
 
     reqs = _azure_conv_requests()
     assert reqs.height == 19366
@@ -169,6 +173,8 @@ def test_azure_conv_is_flagged_out_of_domain_by_llm_energy(tmp_path: Path, capsy
     share = info["domain"].share
     print(f"llm-energy on Azure conv, batch 64: {share:.2%} of requests out of domain")
     assert share == pytest.approx(0.995, abs=0.001)
+    from wattlas.predictors.guards import domain_warning
+
     assert domain_warning(info["domain"]).startswith(f"{share:.1%} of the rows are extrapolations")
     # At the default batch 16 it is exactly the requests outside the measured prompt/output tokens.
     _, info16 = estimate_requests(reqs, Assumptions(gpu="H100", model="llama-3-8b"), method="llm-energy")
