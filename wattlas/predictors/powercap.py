@@ -33,10 +33,14 @@ Examples
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import WattlasError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,7 @@ def describe(cap_w: float, ref_limit_w: float, res: CapResult, curve: CapCurve =
     ]
 
 
-def zeus_rows(frame):
+def zeus_rows(frame: pl.DataFrame) -> pl.DataFrame:
     """Capped Zeus rows with ``x``, ``x_ref``, relative time and power against each workload's run at
     the GPU's highest limit. ``frame``: gpu, dataset, network, batch_size, optimizer, power_limit_w,
     time_per_epoch_s, avg_power_w (the ``training_power`` table's columns)."""
@@ -191,7 +195,7 @@ def zeus_rows(frame):
     )
 
 
-def fit_curve(rows, source: str = "") -> CapCurve:
+def fit_curve(rows: pl.DataFrame, source: str = "") -> CapCurve:
     """Least squares on log relative time and log relative power of :func:`zeus_rows` output."""
     from scipy.optimize import least_squares
 
@@ -208,7 +212,7 @@ def fit_curve(rows, source: str = "") -> CapCurve:
                     int(rows.height), source)
 
 
-def read_zeus_csvs(directory) -> object:
+def read_zeus_csvs(directory) -> pl.DataFrame:
     """The four ``summary_power_<gpu>.csv`` files of the Zeus NSDI'23 trace as ``training_power`` columns."""
     from pathlib import Path
 
