@@ -235,7 +235,8 @@ def predict_cmd(
                                                         rich_help_panel=_OPERATOR)] = None,
     n_head: Annotated[int | None, typer.Option(help="Query heads.", rich_help_panel=_OPERATOR)] = None,
     n_kv_head: Annotated[int | None, typer.Option(help="Key/value heads.", rich_help_panel=_OPERATOR)] = None,
-    tensor_parallel: Annotated[int | None, typer.Option(help="Tensor-parallel degree (default 1).",
+    tensor_parallel: Annotated[int | None, typer.Option(help="Tensor-parallel degree (default 1); with --model, "
+                                                        "the GPUs the memory check counts.",
                                                         rich_help_panel=_OPERATOR)] = None,
     gated: Annotated[bool | None, typer.Option("--gated/--not-gated", help="Gated MLP (default gated).",
                                                rich_help_panel=_OPERATOR)] = None,
@@ -266,6 +267,7 @@ def predict_cmd(
 
     from ..errors import WattlasError
     from ..predictors import load
+    from ..predictors.guards import domain_warning, predict_checked
 
     if llm is not None:  # --llm: the old spelling, kept hidden so that scripts keep working
         if model is not None and model != llm:
@@ -280,16 +282,17 @@ def predict_cmd(
         frame = pl.read_csv(input_) if input_.suffix.lower() == ".csv" else pl.read_parquet(input_)
     else:
         frame = pl.DataFrame({c: [v] for c, v in given.items()})
-    result = predictor.predict_frame(frame)
+    # Memory fit, power caps and the out-of-domain flags: one shared path for points and batches.
+    result, domain = predict_checked(predictor, frame)
     if input_ is not None:  # how far to trust a batch: N of M rows outside the envelope, on which features
-        err.print(predictor.domain_summary(frame).line(), markup=False, highlight=False, soft_wrap=True)
+        err.print(domain.line(), markup=False, highlight=False, soft_wrap=True)
+    warning = domain_warning(domain, point=input_ is None)
+    if warning:
+        say(warning, label="warning:", style="yellow")
     if output is not None:
         result.write_parquet(output)
         err.print(f"wrote {result.height:,} predictions to {output}")
         return
-    if result["out_of_domain"].any():
-        say("rows flagged out_of_domain are outside the training data's range: the prediction "
-            "is an extrapolation", label="warning:", style="yellow")
     print_frame(result, fmt, title=f"{name} prediction ({predictor.definition.target_unit})")
 
 

@@ -237,21 +237,32 @@ def estimate_requests(requests, a: Assumptions, models_dir=None, method: str = "
     """
     import polars as pl
 
+    from . import memory, powercap
     from .bundle import DomainSummary, load
 
     power_w, tdp = _power_w(a)
     name = default_method(a, models_dir)[0] if method == "auto" else method
     _check(a, name, models_dir)
+    # Physics every method must respect (issue 15): the model has to fit in the GPUs' memory, and
+    # a power cap is applied to the uncapped estimate with the measured cap curve.
+    mem = memory.check_requests(requests, a.model, a.gpu, a.dtype, a.tensor_parallel, a.decode_batch)
     model = load(name, models_dir)
     run = _with_llm_energy if name == "llm-energy" else _with_operator_runtime
-    frame, ood = run(model, requests, a, power_w)
-    domain = DomainSummary.from_flags(name, frame.height, ood, model.meta.get("envelope", {}))
+    ref_w = tdp or power_w
+    frame, ood = run(model, requests, a, ref_w)
+    frame, cap = powercap.apply_to_estimates(frame, power_w, ref_w)
+    envelope = dict(model.meta.get("envelope", {}))
+    if cap.below_domain.any():
+        ood = {**ood, powercap.DOMAIN_FEATURE: cap.below_domain}
+        envelope[powercap.DOMAIN_FEATURE] = [powercap.CURVE.x_min, powercap.CURVE.x_max]
+    domain = DomainSummary.from_flags(name, frame.height, ood, envelope)
     flags = np.zeros(frame.height, dtype=bool)
     for f in ood.values():
         flags |= f
     return frame.with_columns(pl.Series("out_of_domain", flags)), {
-        "power_w": power_w, "tdp_w": tdp, "method": _DESCRIPTIONS[name], "method_name": name, "domain": domain,
-        "ood": ood}
+        "power_w": ref_w, "tdp_w": tdp, "method": _DESCRIPTIONS[name], "method_name": name, "domain": domain,
+        "ood": ood, "memory": mem, "power_cap": powercap.summary(power_w, ref_w, cap),
+        "cap_assumptions": powercap.describe(power_w, ref_w, cap)}
 
 
 def _with_operator_runtime(predictor, requests, a: Assumptions, power_w: float):
@@ -386,10 +397,19 @@ def estimate_trace(store, source: str, trace: str | None, a: Assumptions, models
         "methods": methods,
         "unavailable_methods": {k: v for k, v in why.items() if v is not None},
         "ranges": _ranges(methods),
-        "assumptions": a.describe(info["tdp_w"], info["power_w"], info["method"]),
+        "assumptions": a.describe(info["tdp_w"], info["power_w"], info["method"]) + info["cap_assumptions"]
+        + [_memory_line(info["memory"])],
+        "memory": info["memory"],
+        "power_cap": {m: inf["power_cap"] for m, (_, inf) in per_method.items()},
     }
     summary["warnings"] = _warnings(summary, a)
     return per_request.with_columns(pl.lit(True).alias("is_estimate")), summary
+
+
+def _memory_line(mem: dict) -> str:
+    return (f"memory: weights {mem['weights_gb']:.1f} GB + KV cache {mem['kv_gb']:.1f} GB (decode batch "
+            f"{mem['batch']} x {mem['context_tokens']:,.0f} tokens, the trace's mean prompt + output) of "
+            f"{mem['available_gb']:.1f} GB available on {mem['tensor_parallel']} GPU(s)")
 
 
 def _method_entry(name: str, frame, info: dict, a: Assumptions, dflt: str, chosen: str) -> dict:
@@ -426,6 +446,7 @@ def _warnings(summary: dict, a: Assumptions) -> list[str]:
                 out.append(f"{m['method']}: {t['out_of_domain_share']:.1%} of the requests of trace {t['trace']} "
                            f"({t['out_of_domain_energy_share']:.1%} of its estimated energy) are outside the model's "
                            f"training envelope ({feats}): those estimates are extrapolations")
+    out += _physics_warnings(summary, a)
     sel = next(m for m in summary["methods"] if m["selected"])
     for t in sel["traces"]:
         if t["replicas_needed"] > 1:
@@ -434,6 +455,22 @@ def _warnings(summary: dict, a: Assumptions) -> list[str]:
             out.append(f"trace {t['trace']}: {t['gpu_busy_hours_est']:.3g} GPU-busy hours in a {span_h:.3g} h span: "
                        f"it needs {t['gpus_needed']} GPUs{reps} at decode batch {a.decode_batch} "
                        f"(ceil(busy / span)); one {'replica' if reps else 'GPU'} cannot keep up")
+    return out
+
+
+def _physics_warnings(summary: dict, a: Assumptions) -> list[str]:
+    """Requests whose own batch overflows memory; a cap below the cap curve's measured range."""
+    out = []
+    mem = summary.get("memory")
+    if mem and mem["requests_over_memory"]:
+        out.append(f"{mem['requests_over_memory']:,} requests ({mem['requests_over_memory_share']:.2%}) have more than "
+                   f"{mem['longest_fitting_context_tokens']:,} tokens of context: a batch of {a.decode_batch} like "
+                   f"them does not fit in {mem['available_gb']:.1f} GB next to {mem['weights_gb']:.1f} GB of weights")
+    for name, cap in summary.get("power_cap", {}).items():
+        if cap["below_measured_range_share"] > 0:
+            out.append(f"{name}: the {cap['power_limit_w']:.0f} W cap is below {cap['curve']['x_min']:.2f} x the "
+                       f"uncapped draw for {cap['below_measured_range_share']:.1%} of the requests, below the "
+                       "range the cap curve was measured on: their slowdown is extrapolated")
     return out
 
 
