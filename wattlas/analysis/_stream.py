@@ -38,7 +38,6 @@ from ._arrays import (
     DENSE_MAX,
     GroupCode,
     Grouping,
-    Lookup,
     correlation_sums,
     group_code,
     quantiles_from_counts,
@@ -574,47 +573,72 @@ class Tallies:
         self._sizes: np.ndarray | None = None
         self._shares = None
         self._samples: dict[tuple[str, int | None, int], list[np.ndarray]] = {}
+        self._joint: dict[float, tuple[np.ndarray, list[int], list[int]]] = {}
 
     def _by_group(self, raw: Any) -> np.ndarray:
         return self.code.decode(np.asarray(raw, dtype=np.int64)) if len(raw) else np.zeros(0, np.int64)
 
+    def _aggregate(self) -> None:
+        """Rows per group, the token columns' value counts and the failure counts: one scan
+        (``GROUPING SETS``), spilled by DuckDB if the groups outgrow its memory."""
+        tokens = [c for c in ("input_tokens", "output_tokens") if self.inp.has(c)]
+        failed = self.inp.has("failed")
+        items = [f"{self.code.expr} AS c", *(f"{qi(t)} AS v{i}" for i, t in enumerate(tokens)), "count(*) AS n"]
+        if failed:
+            items += ["count(failed) AS k", "count(*) FILTER (WHERE failed) AS f"]
+        sets = ["(c)", *(f"(c, v{i})" for i in range(len(tokens)))]
+        flags_sql = ", ".join(f"grouping(v{i}) AS s{i}" for i in range(len(tokens))) or "0 AS s"
+        got = self.inp.con.sql(
+            f"SELECT {', '.join(items)}, {flags_sql} "
+            f"FROM _input {self.code.join} GROUP BY GROUPING SETS ({', '.join(sets)})").fetchnumpy()
+        flags = [np.asarray(got[f"s{i}"]) for i in range(len(tokens))]
+        total = np.logical_and.reduce(flags) if flags else np.ones(len(got["n"]), bool)
+        idx = self._by_group(np.asarray(got["c"])[total])
+        self._sizes = np.zeros(self.n, np.int64)
+        self._sizes[idx] = np.asarray(got["n"])[total]
+        if failed:
+            k, f = np.zeros(self.n, np.int64), np.zeros(self.n, np.int64)
+            k[idx], f[idx] = np.asarray(got["k"])[total], np.asarray(got["f"])[total]
+            self._shares = k, f, [float(fi) / ki if ki else None for fi, ki in zip(f, k, strict=True)]
+        for i, t in enumerate(tokens):
+            mine = flags[i] == 0
+            v = got[f"v{i}"]
+            keep = mine & ~np.ma.getmaskarray(v)  # a null value is not counted
+            self._vc[t] = self._split(got["c"], np.ma.getdata(v), got["n"], keep)
+
+    def _split(self, c: Any, v: Any, n: Any, keep: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        v = np.asarray(v)[keep]
+        if v.dtype == bool:
+            v = v.astype(np.int64)
+        g = self._by_group(np.asarray(c)[keep])
+        order = np.lexsort((v, g))
+        g, v, n = g[order], v[order], np.asarray(n, dtype=np.int64)[keep][order]
+        ends = np.searchsorted(g, np.arange(self.n), side="right")
+        starts = np.concatenate(([0], ends[:-1]))
+        return [(v[a:b], n[a:b]) for a, b in zip(starts, ends, strict=True)]
+
     def sizes(self) -> np.ndarray:
         if self._sizes is None:
-            got = self.inp.con.sql(f"SELECT {self.code.expr} AS c, count(*) AS n FROM _input {self.code.join} "
-                                   "GROUP BY ALL").fetchnumpy()
-            self._sizes = np.zeros(self.n, np.int64)
-            self._sizes[self._by_group(got["c"])] = got["n"]
+            self._aggregate()
         return self._sizes
 
     def value_counts(self, column: str) -> list[tuple[np.ndarray, np.ndarray]]:
         """Distinct non-null values (ascending) and their counts, per group."""
+        if column not in self._vc and column in ("input_tokens", "output_tokens") and self._sizes is None:
+            self._aggregate()
         if column not in self._vc:
             c = qi(column)
             got = self.inp.con.sql(
                 f"SELECT {self.code.expr} AS c, {c} AS v, count(*) AS n FROM _input {self.code.join} "
                 f"WHERE {c} IS NOT NULL GROUP BY ALL"
             ).fetchnumpy()
-            v = np.asarray(got["v"])
-            if v.dtype == bool:
-                v = v.astype(np.int64)
-            g = self._by_group(got["c"])
-            order = np.lexsort((v, g))
-            g, v, n = g[order], v[order], np.asarray(got["n"], dtype=np.int64)[order]
-            ends = np.searchsorted(g, np.arange(self.n), side="right")
-            starts = np.concatenate(([0], ends[:-1]))
-            self._vc[column] = [(v[a:b], n[a:b]) for a, b in zip(starts, ends, strict=True)]
+            self._vc[column] = self._split(got["c"], got["v"], got["n"], np.ones(len(got["n"]), bool))
         return self._vc[column]
 
     def shares(self) -> tuple[np.ndarray, np.ndarray, list]:
         """Rows with a known ``failed`` flag, how many failed, and the share, per group."""
         if self._shares is None:
-            got = self.inp.con.sql(
-                f"SELECT {self.code.expr} AS c, count(failed) AS k, count(*) FILTER (WHERE failed) AS f "
-                f"FROM _input {self.code.join} GROUP BY ALL").fetchnumpy()
-            k, f = np.zeros(self.n, np.int64), np.zeros(self.n, np.int64)
-            idx = self._by_group(got["c"])
-            k[idx], f[idx] = got["k"], got["f"]
-            self._shares = k, f, [float(fi) / ki if ki else None for fi, ki in zip(f, k, strict=True)]
+            self._aggregate()
         return self._shares
 
     def _stream(self, columns: Sequence[str]) -> Iterator[tuple[int, Any, list[np.ndarray], list[np.ndarray]]]:
@@ -631,48 +655,97 @@ class Tallies:
             for g, rows in split(codes):
                 yield g, rows, vals, valid
 
+    def want(self, *, joint_bins_per_decade: float | None = None, samples: Sequence[str] = (),
+             max_samples: int | None = 200_000, seed: int = 0) -> None:
+        """Ask, before the first streamed pass, for what it should compute besides the token
+        correlation: the joint histogram at this bin density, and samples of these columns."""
+        if joint_bins_per_decade is not None:
+            self._wanted_joint = float(joint_bins_per_decade)
+        self._wanted_samples = [(c, max_samples, seed) for c in samples]
+
+    _wanted_joint: float | None = None
+    _wanted_samples: list[tuple[str, int | None, int]] = []  # noqa: RUF012 - replaced, never mutated
+
     def samples(self, column: str, max_samples: int | None, seed: int) -> list[np.ndarray]:
         """Per group: ``choice(non-null values in read order, max_samples)`` (all when fewer)."""
         key = (column, max_samples, seed)
         if key not in self._samples:
-            counts = [int(c.sum()) for _, c in self.value_counts(column)]
-            pickers = [Picker(sample_positions(n, max_samples, seed)) for n in counts]
-            for g, rows, vals, valid in self._stream([column]):
-                v = vals[0][rows]
-                pickers[g].feed(v[valid[0][rows]])
-            self._samples[key] = [p.values() for p in pickers]
+            self._pass(samples=[key])
         return self._samples[key]
 
-    def correlation_pass(self, x: str, y: str, per_group: list[tuple[Any, Any, Any, Any, Any, Any]]) -> tuple[
-            np.ndarray, np.ndarray]:
-        """Correlation sums (see :func:`~wattlas.analysis._arrays.correlation_sums`) and complete
-        pairs per group; ``per_group``: (lookup x, lookup y, tables x, tables y, means x, means y)."""
-        sums = np.zeros((self.n, 3, 5))
-        pairs = np.zeros(self.n, np.int64)
-        for g, rows, (vx, vy), (kx, ky) in self._stream([x, y]):
-            if per_group[g] is None:
-                continue
-            both = kx[rows] & ky[rows]
-            a, b = vx[rows][both], vy[rows][both]
-            pairs[g] += a.size
-            sums[g] += correlation_sums(a, b, *per_group[g])
-        return sums, pairs
+    def correlation(self) -> tuple[np.ndarray, np.ndarray]:
+        """Input/output token correlation sums (see ``_arrays.correlation_sums``; value, ln(1 +
+        value), average rank) and complete pairs, per group."""
+        if self._corr is None:
+            self._pass(corr=True)
+        return self._corr
 
-    def joint_pass(self, x: str, y: str, lookups: list[Lookup], tables: list[np.ndarray],
-                   widths: list[int]) -> np.ndarray:
-        """Counts per (group, input cell, output cell), flattened as the in-memory path does."""
-        per_group = widths[0] * widths[1]
-        counts = np.zeros(self.n * per_group, dtype=np.int64)
-        for g, rows, (vx, vy), (kx, ky) in self._stream([x, y]):
-            cell = tables[0][lookups[0].index(vx[rows])]
-            cell[~kx[rows]] = 0
-            cell *= widths[1]
-            out_code = tables[1][lookups[1].index(vy[rows])]
-            out_code[~ky[rows]] = 0
-            cell += out_code
-            cell += g * per_group
-            counts += np.bincount(cell, minlength=counts.size)
-        return counts
+    def joint(self, b: float) -> tuple[np.ndarray, list[int], list[int]]:
+        """Joint log-histogram counts of input/output tokens (flattened as the numpy path does),
+        the first bin and the width of each column."""
+        if float(b) not in self._joint:
+            self._pass(joint=float(b))
+        return self._joint[float(b)]
+
+    _corr: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _pass(self, *, samples: Sequence[tuple[str, int | None, int]] = (), corr: bool = False,
+              joint: float | None = None) -> None:
+        """One stream computing what is asked and what :meth:`want` asked that is not there yet."""
+        from .requests import _bounds, _correlation_tables, _joint_layout
+
+        tokens = ("input_tokens", "output_tokens")
+        have_tokens = all(self.inp.has(c) for c in tokens)
+        samples = list(dict.fromkeys([*samples, *(k for k in self._wanted_samples if k not in self._samples
+                                                   and self.inp.has(k[0]))]))
+        if have_tokens and self._corr is None:
+            corr = True
+        if joint is None and have_tokens and self._wanted_joint is not None and self._wanted_joint not in self._joint:
+            joint = self._wanted_joint
+        columns = list(dict.fromkeys([*(tokens if corr or joint is not None else ()), *(k[0] for k in samples)]))
+        pos = {c: i for i, c in enumerate(columns)}
+        pickers = []
+        for col, max_samples, seed in samples:
+            counts = [int(c.sum()) for _, c in self.value_counts(col)]
+            pickers.append((pos[col], [Picker(sample_positions(n, max_samples, seed)) for n in counts]))
+        if corr:
+            per_group = _correlation_tables((self.value_counts(tokens[0]), self.value_counts(tokens[1])))
+            sums, pairs = np.zeros((self.n, 3, 5)), np.zeros(self.n, np.int64)
+        if joint is not None:
+            layout = []
+            for c in tokens:
+                vcs = self.value_counts(c)
+                d = [v for v, _ in vcs]
+                layout.append((np.unique(np.concatenate(d)) if d else np.zeros(0, np.int64), _bounds(vcs)))
+            lookups, tables, firsts, widths = _joint_layout(layout, joint)
+            per_cell = widths[0] * widths[1]
+            jcounts = np.zeros(self.n * per_cell, dtype=np.int64)
+        for g, rows, vals, valid in self._stream(columns):
+            for i, ps in pickers:
+                ps[g].feed(vals[i][rows][valid[i][rows]])
+            if not (corr or joint is not None):
+                continue
+            vx, vy, kx, ky = vals[0][rows], vals[1][rows], valid[0][rows], valid[1][rows]
+            if corr and per_group[g] is not None:
+                both = kx & ky
+                a, b = vx[both], vy[both]
+                pairs[g] += a.size
+                sums[g] += correlation_sums(a, b, *per_group[g])
+            if joint is not None:
+                cell = tables[0][lookups[0].index(vx)]
+                cell[~kx] = 0
+                cell *= widths[1]
+                out_code = tables[1][lookups[1].index(vy)]
+                out_code[~ky] = 0
+                cell += out_code
+                cell += g * per_cell
+                jcounts += np.bincount(cell, minlength=jcounts.size)
+        for (col, max_samples, seed), (_, ps) in zip(samples, pickers, strict=True):
+            self._samples[(col, max_samples, seed)] = [p.values() for p in ps]
+        if corr:
+            self._corr = (sums, pairs)
+        if joint is not None:
+            self._joint[joint] = (jcounts, firsts, widths)
 
 
 def tallies(inp: Input, by: Sequence[str]) -> Tallies:

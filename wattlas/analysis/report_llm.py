@@ -71,12 +71,15 @@ def build_llm_report(ctx: ReportContext) -> list[Section]:
     else:
         # Out of core (wattlas.analysis._stream): the first pass over the arrival times also
         # computes every bin size and the gap sample used below.
-        from ._stream import stream_times
+        from ._stream import stream_times, tallies
 
         tm = stream_times(inp, cols, "arrival_s")
         span0 = max((g.span or 0.0 for g in tm.groups if g.n), default=0.0)
         tm.want(bins=[*choose_rate_bins(span0), auto_bin_s(span0, max_bins=5000), 3600.0],
                 samples=ctx.fit_samples, seed=0)
+        # One streamed pass over the tokens: correlation, joint histogram and the fits' samples.
+        tallies(inp, cols).want(joint_bins_per_decade=8, samples=("input_tokens", "output_tokens"),
+                                max_samples=ctx.fit_samples)
 
     # ---------------------------------------------------------------- overview
     ia = interarrival_stats(inp, by=cols)

@@ -232,6 +232,19 @@ def _bounds(vcs) -> tuple[int, int] | None:
     return min(0, min(int(v[0]) for v in values)), max(0, max(int(v[-1]) for v in values))
 
 
+def _correlation_tables(vcs) -> list:
+    """Per group: (lookup x, lookup y, tables x, tables y, means x, means y), None without pairs."""
+    bounds = [_bounds(v) for v in vcs]
+    per_group = []
+    for vx, vy in zip(*vcs, strict=True):
+        if not (vx[0].size and vy[0].size):
+            per_group.append(None)
+            continue
+        (lx, ly), (fx, fy), (mx, my) = _rank_tables(vx, vy, bounds)
+        per_group.append((lx, ly, [lx.table(f) for f in fx], [ly.table(f) for f in fy], mx, my))
+    return per_group
+
+
 def _token_correlation_streamed(inp, cols: tuple[str, ...]) -> pl.DataFrame:
     import polars as pl
 
@@ -240,15 +253,7 @@ def _token_correlation_streamed(inp, cols: tuple[str, ...]) -> pl.DataFrame:
 
     tl = tallies(inp, cols)
     vcs = tl.value_counts("input_tokens"), tl.value_counts("output_tokens")
-    bounds = [_bounds(v) for v in vcs]
-    per_group = []
-    for g in range(tl.n):
-        if not (vcs[0][g][0].size and vcs[1][g][0].size):
-            per_group.append(None)
-            continue
-        (lx, ly), (fx, fy), (mx, my) = _rank_tables(vcs[0][g], vcs[1][g], bounds)
-        per_group.append((lx, ly, [lx.table(f) for f in fx], [ly.table(f) for f in fy], mx, my))
-    sums, pairs = tl.correlation_pass("input_tokens", "output_tokens", per_group)
+    sums, pairs = tl.correlation()
     out: dict[str, list] = {"requests": [], "pearson": [], "pearson_log": [], "spearman": []}
     which = []
     for g in range(tl.n):
@@ -380,7 +385,7 @@ def token_joint_histogram(
     """
     import polars as pl
 
-    from ._arrays import Lookup, grouped_value_counts
+    from ._arrays import grouped_value_counts
 
     inp = as_input(data, **select)
     cols = tuple(inp.group_by(by, DEFAULT_BY))
@@ -396,30 +401,16 @@ def token_joint_histogram(
     else:
         rows = inp.rows([xi, xo], [cols])
         grouping = rows.groupings[cols]
-    # Each row's bin pair as one integer: bins are numbered from 1 above the smallest, 0 is
-    # [0, 1) (values <= 0 and nulls); bincounts then count every (group, input, output) cell.
-    lookups, tables, firsts, widths = [], [], [], []
-    for e in (xi, xo):
-        if streamed:
-            vcs = tl.value_counts(e.strip('"'))
-            distinct = [v for v, _ in vcs]
-            bounds = _bounds(vcs)
-        else:
-            c = rows.columns[e]
-            distinct = [v for v, _ in grouped_value_counts(rows, e, cols)]
-            bounds = c.range() if c.values.dtype.kind in "iu" else None
-        distinct = np.unique(np.concatenate(distinct)) if distinct else np.zeros(0, np.int64)
-        k = _log_bin(distinct, b)
-        real = k != _ZERO
-        first = int(k[real].min()) if real.any() else 0
-        lookups.append(Lookup(distinct, bounds))
-        tables.append(lookups[-1].table(np.where(real, k - first + 1, 0)))
-        firsts.append(first)
-        widths.append(int(k[real].max()) - first + 2 if real.any() else 1)
-    per_group = widths[0] * widths[1]
     if streamed:
-        counts = tl.joint_pass("input_tokens", "output_tokens", lookups, tables, widths)
+        counts, firsts, widths = tl.joint(b)
     else:
+        layout = [(np.unique(np.concatenate(d)) if (d := [v for v, _ in grouped_value_counts(rows, e, cols)])
+                   else np.zeros(0, np.int64),
+                   rows.columns[e].range() if rows.columns[e].values.dtype.kind in "iu" else None)
+                  for e in (xi, xo)]
+        lookups, tables, firsts, widths = _joint_layout(layout, b)
+    per_group = widths[0] * widths[1]
+    if not streamed:
         counts = _joint_counts(rows, grouping, xi, xo, lookups, tables, widths)
     nz = np.flatnonzero(counts)
     g, rest = np.divmod(nz, per_group)
@@ -434,6 +425,28 @@ def token_joint_histogram(
                   {"input_lo": lo(ci, firsts[0]), "output_lo": lo(co, firsts[1]), "requests": req,
                    "share": req / totals[g]},
                   {"input_lo": pl.Float64, "output_lo": pl.Float64, "requests": pl.Int64, "share": pl.Float64})
+
+
+def _joint_layout(columns: list[tuple[np.ndarray, tuple[int, int] | None]], b: float) -> tuple[list, list, list,
+                                                                                              list]:
+    """Each row's bin pair as one integer: bins are numbered from 1 above the smallest, 0 is
+    [0, 1) (values <= 0 and nulls); bincounts then count every (group, input, output) cell.
+
+    ``columns``: per column, its sorted distinct values and the bounds of every value looked up.
+    Returns lookups, per-value cell tables, the first bin and the width of each column.
+    """
+    from ._arrays import Lookup
+
+    lookups, tables, firsts, widths = [], [], [], []
+    for distinct, bounds in columns:
+        k = _log_bin(distinct, b)
+        real = k != _ZERO
+        first = int(k[real].min()) if real.any() else 0
+        lookups.append(Lookup(distinct, bounds))
+        tables.append(lookups[-1].table(np.where(real, k - first + 1, 0)))
+        firsts.append(first)
+        widths.append(int(k[real].max()) - first + 2 if real.any() else 1)
+    return lookups, tables, firsts, widths
 
 
 def _joint_counts(rows, grouping, xi: str, xo: str, lookups, tables, widths) -> np.ndarray:
