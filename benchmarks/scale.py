@@ -73,19 +73,31 @@ def _z(expr: str, salt: int) -> str:
     return f"(sqrt(-2 * ln({_u(expr, salt)})) * cos(2 * pi() * {_u(expr, salt + 1)}))"
 
 
-def _arrivals_sql(n: int, span_s: int, salt: int, *, fraction: bool) -> str:
+def _arrivals_sql(con, n: int, span_s: int, salt: int, *, fraction: bool) -> str:
     """``n`` arrivals over about ``span_s`` seconds in time order: per-second counts from a daily
-    cycle and a lognormal burst factor per minute, expanded to rows (``rid``, ``t``)."""
+    cycle and a lognormal burst factor per minute (DuckDB), expanded to rows (``rid``, ``t``).
+
+    The running count per second is a numpy cumsum over the seconds (a few million), registered
+    back as a table, so that the rows come out in time order without a sort of the rows.
+    """
+    import numpy as np
+    import pyarrow as pa
+
     lam = 1.15 * n / span_s
+    c = con.sql(f"""
+        SELECT floor({lam} * (1 + 0.5 * sin(2 * pi() * s / 86400)) * exp(0.8 * {_z('s // 60', salt)} - 0.32)
+                     + {_u('s', salt + 2)})::BIGINT AS c
+        FROM range({span_s}) r(s) ORDER BY s""").fetchnumpy()["c"]
+    s = np.flatnonzero(c > 0)
+    c = c[s]
+    start = np.cumsum(c) - c
+    keep = start < n
+    name = f"_sec{salt}"
+    con.register(name, pa.table({"s": s[keep], "c": c[keep], "start": start[keep]}))
     frac = f" + {_u('rid', salt + 9)} * 0.999999" if fraction else ""
     return f"""
-        WITH sec AS (
-            SELECT s, floor({lam} * (1 + 0.5 * sin(2 * pi() * s / 86400)) * exp(0.8 * {_z('s // 60', salt)} - 0.32)
-                   + {_u('s', salt + 2)})::BIGINT AS c
-            FROM range({span_s}) r(s)
-        ), cum AS (SELECT s, c, sum(c) OVER (ORDER BY s) - c AS start FROM sec WHERE c > 0)
-        SELECT start + j AS rid, s::DOUBLE{frac} AS t
-        FROM cum, LATERAL (SELECT unnest(range(c)) AS j) WHERE start + j < {n}
+        SELECT rid, s::DOUBLE{frac} AS t FROM (
+            SELECT s, start + unnest(range(c)) AS rid FROM {name}) WHERE rid < {n}
     """
 
 
@@ -99,7 +111,7 @@ def generate_store(store_dir: Path, rows: int) -> None:
     schema = get_table("llm_requests")
     store = Store(store_dir)
     con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET preserve_insertion_order = true; SET enable_progress_bar = false")
     with store.transaction("bench-scale") as tx:
         for k, (trace, share) in enumerate((("conv", 0.6), ("api", 0.4))):
             n = int(rows * share) if trace == "conv" else rows - int(rows * 0.6)
@@ -116,8 +128,8 @@ def generate_store(store_dir: Path, rows: int) -> None:
             }
             cols = ", ".join(f"CAST({values.get(c, 'NULL')} AS {t}) AS \"{c}\"" for c, t in schema.duckdb_columns())
             path = tx.new_path("llm_requests")
-            con.execute(f"COPY (SELECT {cols} FROM ({_arrivals_sql(n, DAYS * 86400, 10 * (k + 1), fraction=False)})) "
-                        f"TO '{path}' (FORMAT parquet, COMPRESSION zstd)")
+            arrivals = _arrivals_sql(con, n, DAYS * 86400, 10 * (k + 1), fraction=False)
+            con.execute(f"COPY (SELECT {cols} FROM ({arrivals})) TO '{path}' (FORMAT parquet, COMPRESSION zstd)")
             tx.put("llm_requests", f"{trace}.csv", path)
 
 
@@ -128,7 +140,7 @@ def generate_azure_2024(out: Path, scale: float) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET preserve_insertion_order = true; SET enable_progress_bar = false")
     total = 0
     for k, (trace, n_full) in enumerate(AZURE_ROWS.items()):
         n = int(n_full * scale)
@@ -139,7 +151,7 @@ def generate_azure_2024(out: Path, scale: float) -> int:
                 SELECT TIMESTAMP '2024-05-10 00:00:00' + to_microseconds(us) AS ts, us,
                        greatest(1, round(exp(ln(1000) + 1.0 * {_z('rid', 100 + k)})))::BIGINT AS ContextTokens,
                        greatest(1, round(exp(ln(100) + 1.2 * {_z('rid', 110 + k)})))::BIGINT AS GeneratedTokens
-                FROM (SELECT rid, (t * 1e6)::BIGINT AS us FROM ({_arrivals_sql(n, 7 * 86400, 120 + 10 * k,
+                FROM (SELECT rid, (t * 1e6)::BIGINT AS us FROM ({_arrivals_sql(con, n, 7 * 86400, 120 + 10 * k,
                                                                                  fraction=True)})))
         """
         con.execute(f"COPY ({sql}) TO '{out / f'AzureLLMInferenceTrace_{trace}_1week.csv'}' (HEADER, DELIMITER ',')")
@@ -154,7 +166,7 @@ def generate_burstgpt(out: Path, scale: float) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET preserve_insertion_order = true; SET enable_progress_bar = false")
     total = 0
     for k, (name, share) in enumerate(BURST_FILES.items()):
         n = int(BURST_ROWS * share * scale)
@@ -171,7 +183,7 @@ def generate_burstgpt(out: Path, scale: float) -> int:
                    CASE WHEN {_u('rid', 230 + k)} < 0.7 THEN 'ChatGPT' ELSE 'GPT-4' END AS "Model",
                    greatest(0, round(exp(ln(600) + 1.1 * {_z('rid', 240 + k)})))::BIGINT AS req, {resp} AS resp,
                    CASE WHEN {conv} THEN 'Conversation log' ELSE 'API log' END AS "Log Type"
-            FROM ({_arrivals_sql(n, 60 * 86400, 300 + 10 * k, fraction=False)})
+            FROM ({_arrivals_sql(con, n, 60 * 86400, 300 + 10 * k, fraction=False)})
         """
         mid = (f"{session} AS \"Session ID\", (1 + {_u('rid', 250 + k)} * 60)::BIGINT AS \"Elapsed time\", "
                if release == 3 else "")

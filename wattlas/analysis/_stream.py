@@ -7,7 +7,7 @@ numpy, about 8 bytes per row and column. Here nothing is held per row:
   (exact quantiles, means, maxima, histograms and average ranks come from them), row and
   failure counts, and each group's first and last arrival. DuckDB spills them to
   ``temp_directory`` under ``memory_limit`` (:func:`configure`).
-- **Streamed passes** read the rows in chunks of about a million (``fetch_df_chunk``) and keep
+- **Streamed passes** read the rows in chunks of about a million (an Arrow stream) and keep
   only exact mergeable state: sums, a bincount of whole-second gaps, the non-empty bins of
   each bin size (or just their count and sum of squares where there are too many to keep),
   the rows of the seeded samples the fits use, the joint-histogram cells and the correlation
@@ -53,8 +53,8 @@ if TYPE_CHECKING:
 #: DuckDB's memory limit for analyses (``WATTLAS_ANALYSIS_MEMORY`` overrides): what it cannot
 #: hold below this it spills to the temporary directory (``WATTLAS_ANALYSIS_TMP``).
 MEMORY_LIMIT = "512MB"
-#: DuckDB vectors (2048 rows) per streamed chunk.
-CHUNK_VECTORS = 512
+#: Rows per streamed chunk.
+CHUNK_ROWS = 1 << 20
 #: Most bins kept per group and bin size; beyond, only their count and sum of squares.
 FULL_BINS_MAX = 1 << 20
 #: Bin sizes every time pass computes (rate, dispersion, burst, periodicity and profile bins).
@@ -74,6 +74,23 @@ def configure(con: duckdb.DuckDBPyConnection) -> str:
     return tmp
 
 
+def one_blas_thread():
+    """A context in which BLAS (``np.dot``) runs on one thread.
+
+    The sums here are of vectors of a million: memory-bound, so extra BLAS threads buy nothing,
+    and while DuckDB's threads produce the next chunk in the background, BLAS threads that
+    spin-wait for a core slow each dot product several-fold (3-10x measured on 2 cores).
+    threadpoolctl comes with scikit-learn; without it nothing changes.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency of scikit-learn
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def cleanup(tmp: str | None) -> None:
     if tmp:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -86,12 +103,12 @@ def chunks(inp: Input, sql: str, *, ordered: bool) -> Iterator[dict[str, np.ndar
     prev = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
     con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
     try:
-        res = con.execute(sql)
-        while True:
-            df = res.fetch_df_chunk(CHUNK_VECTORS)
-            if not len(df):
-                return
-            yield {c: df[c].to_numpy() for c in df.columns}
+        # An Arrow stream: DuckDB produces the batches as they are read (pandas chunks would
+        # cost the pandas import and a copy per column).
+        # Columns are numbers without nulls: zero-copy views (a conversion would import pandas).
+        for batch in con.sql(sql).to_arrow_reader(CHUNK_ROWS):
+            yield {name: col.to_numpy(zero_copy_only=True) for name, col in
+                   zip(batch.schema.names, batch.columns, strict=True)}
     finally:
         con.execute(f"SET preserve_insertion_order = {'true' if prev else 'false'}")
 
@@ -408,7 +425,8 @@ class StreamTimes:
         for attempt_ordered in ([False, True] if self.sorted_in_place is not False else [True]):
             accs = self._accumulators(gaps, want_bins, samples)
             try:
-                self._scan(accs, ordered_sql=attempt_ordered)
+                with one_blas_thread():
+                    self._scan(accs, ordered_sql=attempt_ordered)
             except _Unsorted:
                 self.sorted_in_place = False
                 self._close_spill(discard=True)
@@ -645,13 +663,13 @@ class Tallies:
         """(group, rows, values, validity masks) of ``columns`` per chunk and group, insertion order."""
         items = [f"{self.code.expr} AS c"]
         for i, col in enumerate(columns):
-            items += [f"coalesce({qi(col)}, 0) AS v{i}", f"{qi(col)} IS NOT NULL AS k{i}"]
+            items += [f"coalesce({qi(col)}::DOUBLE, 0) AS v{i}" if self._float(col) else
+                      f"coalesce({qi(col)}::BIGINT, 0) AS v{i}", f"({qi(col)} IS NOT NULL)::UTINYINT AS k{i}"]
         sql = f"SELECT {', '.join(items)} FROM _input {self.code.join}"
         for d in chunks(self.inp, sql, ordered=True):
             codes = self.code.decode(d["c"].astype(np.int64, copy=False))
             vals = [d[f"v{i}"] for i in range(len(columns))]
-            vals = [v.astype(np.int64) if v.dtype == bool else v for v in vals]
-            valid = [d[f"k{i}"].astype(bool, copy=False) for i in range(len(columns))]
+            valid = [d[f"k{i}"].view(bool) for i in range(len(columns))]
             for g, rows in split(codes):
                 yield g, rows, vals, valid
 
@@ -665,6 +683,15 @@ class Tallies:
 
     _wanted_joint: float | None = None
     _wanted_samples: list[tuple[str, int | None, int]] = []  # noqa: RUF012 - replaced, never mutated
+
+    def _float(self, column: str) -> bool:
+        """Whether a column is streamed as DOUBLE (else BIGINT: integers and booleans)."""
+        if self._types is None:
+            self._types = {r[0]: str(r[1]) for r in self.inp.con.execute("DESCRIBE _input").fetchall()}
+        kind = self._types.get(column, "BIGINT")
+        return kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL")
+
+    _types: dict[str, str] | None = None
 
     def samples(self, column: str, max_samples: int | None, seed: int) -> list[np.ndarray]:
         """Per group: ``choice(non-null values in read order, max_samples)`` (all when fewer)."""
@@ -708,6 +735,7 @@ class Tallies:
         for col, max_samples, seed in samples:
             counts = [int(c.sum()) for _, c in self.value_counts(col)]
             pickers.append((pos[col], [Picker(sample_positions(n, max_samples, seed)) for n in counts]))
+        per_group = sums = pairs = lookups = tables = widths = per_cell = jcounts = firsts = None
         if corr:
             per_group = _correlation_tables((self.value_counts(tokens[0]), self.value_counts(tokens[1])))
             sums, pairs = np.zeros((self.n, 3, 5)), np.zeros(self.n, np.int64)
@@ -720,10 +748,26 @@ class Tallies:
             lookups, tables, firsts, widths = _joint_layout(layout, joint)
             per_cell = widths[0] * widths[1]
             jcounts = np.zeros(self.n * per_cell, dtype=np.int64)
+        with one_blas_thread():
+            self._feed(columns, pickers, per_group if corr else None, (sums, pairs) if corr else None,
+                       (lookups, tables, widths, per_cell, jcounts) if joint is not None else None)
+        for (col, max_samples, seed), (_, ps) in zip(samples, pickers, strict=True):
+            self._samples[(col, max_samples, seed)] = [p.values() for p in ps]
+        if corr:
+            self._corr = (sums, pairs)
+        if joint is not None:
+            self._joint[joint] = (jcounts, firsts, widths)
+
+    def _feed(self, columns, pickers, per_group, corr_acc, joint_acc) -> None:
+        corr, joint = corr_acc is not None, joint_acc is not None
+        if corr:
+            sums, pairs = corr_acc
+        if joint:
+            lookups, tables, widths, per_cell, jcounts = joint_acc
         for g, rows, vals, valid in self._stream(columns):
             for i, ps in pickers:
                 ps[g].feed(vals[i][rows][valid[i][rows]])
-            if not (corr or joint is not None):
+            if not (corr or joint):
                 continue
             vx, vy, kx, ky = vals[0][rows], vals[1][rows], valid[0][rows], valid[1][rows]
             if corr and per_group[g] is not None:
@@ -731,7 +775,7 @@ class Tallies:
                 a, b = vx[both], vy[both]
                 pairs[g] += a.size
                 sums[g] += correlation_sums(a, b, *per_group[g])
-            if joint is not None:
+            if joint:
                 cell = tables[0][lookups[0].index(vx)]
                 cell[~kx] = 0
                 cell *= widths[1]
@@ -740,12 +784,6 @@ class Tallies:
                 cell += out_code
                 cell += g * per_cell
                 jcounts += np.bincount(cell, minlength=jcounts.size)
-        for (col, max_samples, seed), (_, ps) in zip(samples, pickers, strict=True):
-            self._samples[(col, max_samples, seed)] = [p.values() for p in ps]
-        if corr:
-            self._corr = (sums, pairs)
-        if joint is not None:
-            self._joint[joint] = (jcounts, firsts, widths)
 
 
 def tallies(inp: Input, by: Sequence[str]) -> Tallies:
