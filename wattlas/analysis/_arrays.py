@@ -187,43 +187,72 @@ def _modulus(key_hashes: np.ndarray) -> int | None:
     return None
 
 
-def load_rows(inp: Input, exprs: Sequence[str], bys: Sequence[tuple[str, ...]]) -> Rows:
-    """Read ``exprs`` of ``_input`` and the group of each row for every grouping in ``bys``.
+@dataclass
+class GroupCode:
+    """How each row's group is computed in SQL: ``expr`` (needs ``join``) gives a raw code that
+    :meth:`decode` maps to the group's index in ``keys`` (ordered as ``ORDER BY by``)."""
 
-    Group keys come from one small ``SELECT DISTINCT`` per grouping; each row's group from
-    ``hash()`` of its group columns modulo a number under which the keys' hashes are distinct
-    (should none small enough exist, the rows are joined to the keys instead). Everything else
-    is one scan, fetched straight into numpy arrays.
+    by: tuple[str, ...]
+    keys: pl.DataFrame
+    expr: str
+    join: str = ""
+    lut: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return self.keys.height
+
+    def decode(self, raw: np.ndarray) -> np.ndarray:
+        return raw if self.lut is None else self.lut[raw]
+
+
+def group_code(inp: Input, by: tuple[str, ...], tag: str = "0") -> GroupCode:
+    """Keys of grouping ``by`` (one small ``SELECT DISTINCT``) and the SQL giving each row's group.
+
+    The code is ``hash()`` of the group columns modulo a number under which the keys' hashes
+    are distinct (two bytes per row, computed by DuckDB); should none small enough exist, the
+    rows are joined to the keys instead. With at most one group the code is the constant 0.
     """
     import polars as pl
 
+    if not by:
+        return GroupCode(by, pl.DataFrame(), "0::INTEGER")
+    cols = ", ".join(qi(c) for c in by)
+    keys = inp.sql(f"SELECT DISTINCT {cols}, hash({cols}) AS _h FROM _input ORDER BY {cols}")
+    hashes = keys["_h"].to_numpy()
+    keys = keys.drop("_h")
+    if keys.height <= 1:
+        return GroupCode(by, keys, "0::INTEGER")
+    m = None if _FORCE_JOIN else _modulus(hashes)
+    if m is None:
+        name = f"_keys{tag}_{id(inp)}"
+        inp.con.register(name, keys.with_row_index("_g").to_arrow())
+        on = " AND ".join(f"_input.{qi(c)} IS NOT DISTINCT FROM {name}.{qi(c)}" for c in by)
+        return GroupCode(by, keys, f"{name}._g::INTEGER", f"LEFT JOIN {name} ON {on}")
+    lut = np.zeros(m, dtype=np.int32)
+    lut[(hashes % np.uint64(m)).astype(np.intp)] = np.arange(keys.height, dtype=np.int32)
+    return GroupCode(by, keys, f"(hash({', '.join('_input.' + qi(c) for c in by)}) % {m})::USMALLINT", "", lut)
+
+
+def load_rows(inp: Input, exprs: Sequence[str], bys: Sequence[tuple[str, ...]]) -> Rows:
+    """Read ``exprs`` of ``_input`` and the group of each row for every grouping in ``bys``.
+
+    Group codes come from :func:`group_code`; everything else is one scan, fetched straight
+    into numpy arrays.
+    """
     items = [f"{e} AS _c{i}" for i, e in enumerate(exprs)]
     joins, pending = [], []
     groupings: dict[tuple[str, ...], Grouping] = {}
     for j, by in enumerate(bys):
-        if not by:
-            groupings[by] = Grouping(by, pl.DataFrame(), 1, None)
+        gc = group_code(inp, by, str(j))
+        if gc.expr == "0::INTEGER":
+            n = 1 if not by else gc.n
+            groupings[by] = Grouping(by, gc.keys, n, None if n == 1 else np.zeros(0, np.int32))
             continue
-        cols = ", ".join(qi(c) for c in by)
-        keys = inp.sql(f"SELECT DISTINCT {cols}, hash({cols}) AS _h FROM _input ORDER BY {cols}")
-        hashes = keys["_h"].to_numpy()
-        keys = keys.drop("_h")
-        if keys.height <= 1:
-            groupings[by] = Grouping(by, keys, keys.height, None if keys.height == 1 else np.zeros(0, np.int32))
-            continue
-        m = None if _FORCE_JOIN else _modulus(hashes)
-        if m is None:
-            name = f"_keys{j}_{id(inp)}"
-            inp.con.register(name, keys.with_row_index("_g").to_arrow())
-            on = " AND ".join(f"_input.{qi(c)} IS NOT DISTINCT FROM {name}.{qi(c)}" for c in by)
-            joins.append(f"LEFT JOIN {name} ON {on}")
-            items.append(f"{name}._g::INTEGER AS _g{j}")
-            pending.append((by, keys, None, j))
-        else:
-            items.append(f"(hash({', '.join('_input.' + qi(c) for c in by)}) % {m})::USMALLINT AS _g{j}")
-            lut = np.zeros(m, dtype=np.int32)
-            lut[(hashes % np.uint64(m)).astype(np.intp)] = np.arange(keys.height, dtype=np.int32)
-            pending.append((by, keys, lut, j))
+        if gc.join:
+            joins.append(gc.join)
+        items.append(f"{gc.expr} AS _g{j}")
+        pending.append((gc, j))
     if not items:
         items = ["NULL::BOOLEAN AS _none"]
     prev = inp.con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
@@ -235,9 +264,9 @@ def load_rows(inp: Input, exprs: Sequence[str], bys: Sequence[tuple[str, ...]]) 
         inp.con.execute(f"SET preserve_insertion_order = {'true' if prev else 'false'}")
     n = len(next(iter(got.values())))
     columns = {e: _to_column(got.pop(f"_c{i}")) for i, e in enumerate(exprs)}
-    for by, keys, lut, j in pending:
+    for gc, j in pending:
         raw = _to_column(got.pop(f"_g{j}")).values
-        groupings[by] = Grouping(by, keys, keys.height, raw if lut is None else lut[raw])
+        groupings[gc.by] = Grouping(gc.by, gc.keys, gc.n, gc.decode(raw))
     return Rows(n, columns, groupings)
 
 
@@ -371,19 +400,33 @@ def correlations(x: np.ndarray, y: np.ndarray, lx: Lookup, ly: Lookup,
     squares do not cancel (the means over the group's non-null values serve). Like DuckDB's
     ``corr``: None for no rows, NaN when a side is constant.
     """
-    n = x.size
-    if n == 0:
-        return [None] * len(fx)
-    tx = [lx.table(f) for f in fx]
-    ty = [ly.table(f) for f in fy]
+    tables = [lx.table(f) for f in fx], [ly.table(f) for f in fy]
     sums = np.zeros((len(fx), 5))
+    for b in blocks(x.size):
+        sums += correlation_sums(x[b], y[b], lx, ly, *tables, mean_x, mean_y)
+    return correlations_from_sums(sums, x.size)
+
+
+def correlation_sums(x: np.ndarray, y: np.ndarray, lx: Lookup, ly: Lookup, tx: Sequence[np.ndarray],
+                     ty: Sequence[np.ndarray], mean_x: Sequence[float], mean_y: Sequence[float]) -> np.ndarray:
+    """For each function pair ``i``: sums of a, c, a^2, c^2, ac over the rows, where a, c are
+    ``tx[i]``/``ty[i]`` looked up at the rows' values, less the means (mergeable by adding)."""
+    sums = np.zeros((len(tx), 5))
+    if x.size == 0:
+        return sums
     with np.errstate(invalid="ignore"):  # ln(1 + x) of x = -1 is -inf: NaN, as in DuckDB
-        for b in blocks(n):
-            ix, iy = lx.index(x[b]), ly.index(y[b])
-            for i in range(len(fx)):
-                a = tx[i][ix] - mean_x[i]
-                c = ty[i][iy] - mean_y[i]
-                sums[i] += (a.sum(), c.sum(), np.dot(a, a), np.dot(c, c), np.dot(a, c))
+        ix, iy = lx.index(x), ly.index(y)
+        for i in range(len(tx)):
+            a = tx[i][ix] - mean_x[i]
+            c = ty[i][iy] - mean_y[i]
+            sums[i] = (a.sum(), c.sum(), np.dot(a, a), np.dot(c, c), np.dot(a, c))
+    return sums
+
+
+def correlations_from_sums(sums: np.ndarray, n: int) -> list[float | None]:
+    """The correlations of :func:`correlation_sums` totals over ``n`` rows."""
+    if n == 0:
+        return [None] * len(sums)
     out = []
     for sa, sc, saa, scc, sac in sums.tolist():
         va, vc = saa - sa * sa / n, scc - sc * sc / n
@@ -465,6 +508,37 @@ class GroupTimes:
                 s = np.sort(self.gaps)
                 self._gap_counts = value_counts(s) if s.size else (s, np.zeros(0, np.int64))
         return self._gap_counts
+
+    # The interface shared with the out-of-core groups of wattlas.analysis._stream.
+    @property
+    def span(self) -> float | None:
+        return float(self.t[-1] - self.t[0]) if self.n else None
+
+    def gap_quantiles(self, qs: Sequence[float], positive: bool = False) -> list[float | None]:
+        """``quantile_cont`` of the gaps (only those > 0 with ``positive``); None when none."""
+        u, c = self.gap_counts() if self.n >= 2 else (np.zeros(0), np.zeros(0, np.int64))
+        if positive and u.size and u[0] <= 0:
+            keep = u > 0
+            u, c = u[keep], c[keep]
+        return quantiles_from_counts(u, c, qs)
+
+    def zero_gaps(self) -> int:
+        u, c = self.gap_counts()
+        return int(c[0]) if u.size and u[0] == 0 else 0
+
+    def bin_moments(self, bin_s: float) -> tuple[int, int, int]:
+        """Windows from the first to the last non-empty bin, arrivals, and the sum of squared counts."""
+        b, n = self.bins(bin_s)
+        if not b.size:
+            return 0, 0, 0
+        return int(b[-1] - b[0]) + 1, int(n.sum()), int(np.dot(n, n))
+
+    def sample_gaps(self, max_samples: int | None, seed: int) -> np.ndarray:
+        """All gaps, or ``choice(gaps, max_samples)`` drawn without making every gap."""
+        if max_samples is None or self.n - 1 <= max_samples:
+            return self.gaps
+        i = np.random.default_rng(seed).choice(self.n - 1, size=int(max_samples), replace=False)
+        return self.t[i + 1] - self.t[i]
 
     def bins(self, bin_s: float) -> tuple[np.ndarray, np.ndarray]:
         """Non-empty bins ``floor(t / bin_s)`` (ascending) and the arrivals in each."""

@@ -56,6 +56,11 @@ class Input:
         Keep only rows of this source / trace (ignored when the column is absent).
     where
         An extra SQL predicate over the input's columns.
+    engine
+        ``"stream"`` (default): statistics in bounded memory whatever the row count, from
+        DuckDB aggregates and streamed passes (see :mod:`wattlas.analysis._stream`);
+        ``"numpy"``: the columns read into memory once (about 8 bytes per row and column; see
+        :mod:`wattlas.analysis._arrays`). Both give the same statistics.
 
     Examples
     --------
@@ -75,9 +80,14 @@ class Input:
         source: str | None = None,
         trace: str | None = None,
         where: str | None = None,
+        engine: str = "stream",
     ) -> None:
         import duckdb
 
+        if engine not in ("stream", "numpy"):
+            raise AnalysisError(f"engine must be 'stream' or 'numpy', not {engine!r}")
+        self.engine = engine
+        self.tmp_dir: str | None = None
         self.table = table
         self.source = source
         self.trace = trace
@@ -93,6 +103,7 @@ class Input:
 
                 st = store if isinstance(store, Store) else Store(store)
                 self.con = st.connect()
+                self._configure()
             try:
                 self.con.execute(f"CREATE OR REPLACE TEMP VIEW _raw AS SELECT * FROM {qi(self.table)}")
             except duckdb.CatalogException:
@@ -102,6 +113,7 @@ class Input:
                 ) from None
         else:
             self.con = duckdb.connect()
+            self._configure()
             self.con.register("_raw_frame", _as_registrable(data))
             self.con.execute("CREATE OR REPLACE TEMP VIEW _raw AS SELECT * FROM _raw_frame")
         self.con.execute("SET preserve_insertion_order = false")
@@ -116,6 +128,28 @@ class Input:
         cond = (" WHERE " + " AND ".join(preds)) if preds else ""
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW _input AS SELECT * FROM _raw{cond}")
         self.columns = self.all_columns
+
+    def _configure(self) -> None:
+        """A memory limit and a temporary directory to spill to, on connections made here (a
+        caller's connection keeps its own settings)."""
+        import weakref
+
+        from ._stream import cleanup, configure
+
+        self.tmp_dir = configure(self.con)
+        weakref.finalize(self, cleanup, self.tmp_dir)
+
+    def scratch(self) -> str:
+        """A private temporary directory, removed by :meth:`close` (or when the Input is freed)."""
+        if self.tmp_dir is None:
+            import tempfile
+            import weakref
+
+            from ._stream import cleanup
+
+            self.tmp_dir = tempfile.mkdtemp(prefix="wattlas-analysis-")
+            weakref.finalize(self, cleanup, self.tmp_dir)
+        return self.tmp_dir
 
     # ------------------------------------------------------------------ queries
     def sql(self, query: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
@@ -183,9 +217,13 @@ class Input:
         return self.con.execute(q).fetchall()[0][0] > 0
 
     def close(self) -> None:
+        from ._stream import cleanup
+
         self._rows = None
         self._cache.clear()
         self.con.close()
+        cleanup(self.tmp_dir)
+        self.tmp_dir = None
 
 
 def as_input(data: Data, **kwargs: Any) -> Input:

@@ -37,9 +37,14 @@ __all__ = ["arrival_rate", "bursts", "dispersion_index", "interarrival_gaps", "i
 
 
 def _times(inp: Input, cols: list[str], time_col: str):
-    from ._arrays import times
+    """Per-group arrival statistics: in memory (``engine="numpy"``) or out of core."""
+    if inp.engine == "numpy":
+        from ._arrays import times
 
-    return times(inp, cols, time_col)
+        return times(inp, cols, time_col)
+    from ._stream import stream_times
+
+    return stream_times(inp, cols, time_col)
 
 
 def _frame(grouping, group_of_row, data: dict, schema: dict) -> pl.DataFrame:
@@ -68,9 +73,11 @@ def interarrival_gaps(
     import numpy as np
     import polars as pl
 
+    from ._arrays import times
+
     inp = as_input(data, **select)
     cols = inp.group_by(by, DEFAULT_BY)
-    tm = _times(inp, cols, time_col)
+    tm = times(inp, cols, time_col)  # one row per arrival out: the times are read into memory
     sizes = np.array([g.n for g in tm.groups], dtype=np.int64)
     t = np.concatenate([g.t for g in tm.groups]) if tm.groups else np.zeros(0)
     gap = np.concatenate([np.concatenate(([np.nan], g.gaps)) if g.n else g.t for g in tm.groups]) if tm.groups \
@@ -105,8 +112,6 @@ def interarrival_stats(
     """
     import polars as pl
 
-    from ._arrays import quantiles_from_counts
-
     inp = as_input(data, **select)
     cols = inp.group_by(by, DEFAULT_BY)
     tm = _times(inp, cols, time_col)
@@ -118,16 +123,15 @@ def interarrival_stats(
         if g.n == 0 and cols:
             continue  # no arrival time in this group: no row, as GROUP BY over its gaps gives none
         which.append(i)
-        span = float(g.t[-1] - g.t[0]) if g.n else None
+        span = g.span
         out["requests"].append(g.n)
         out["span_s"].append(span)
         out["mean_rate_per_s"].append((g.n - 1) / span if span else None)
         if g.n >= 2:
-            mean, std, _ = g.gap_summary()
-            u, c = g.gap_counts()
-            q = quantiles_from_counts(u, c, (0.5, 0.9, 0.99))
-            zero = float(c[0]) / (g.n - 1) if u[0] == 0 else 0.0
-            vals = [mean, std, std / mean if mean != 0 else None, *q, float(u[-1]), zero]
+            mean, std, top = g.gap_summary()
+            q = g.gap_quantiles((0.5, 0.9, 0.99))
+            zero = float(g.zero_gaps()) / (g.n - 1)
+            vals = [mean, std, std / mean if mean != 0 else None, *q, float(top), zero]
         else:
             vals = [None] * 8
         for name, v in zip(names[3:], vals, strict=True):
@@ -143,20 +147,15 @@ def _gap_quantiles(inp: Input, cols: list[str], probs: Sequence[float], *, time_
     ``by...`` and ``q`` (a list); groups without such a gap have no row."""
     import polars as pl
 
-    from ._arrays import quantiles_from_counts
-
     tm = _times(inp, cols, time_col)
     qs, which = [], []
     for i, g in enumerate(tm.groups):
         if g.n < 2:
             continue
-        u, c = g.gap_counts()
-        if positive and u.size and u[0] <= 0:
-            keep = u > 0
-            u, c = u[keep], c[keep]
-        if c.size:
+        q = g.gap_quantiles(probs, positive)
+        if q and q[0] is not None:
             which.append(i)
-            qs.append(quantiles_from_counts(u, c, probs))
+            qs.append(q)
     return _frame(tm.grouping, which, {"q": qs}, {"q": pl.List(pl.Float64)})
 
 
@@ -259,7 +258,6 @@ def dispersion_index(
     >>> d.select("windows", "mean_count", "dispersion_index").row(0)
     (4, 1.0, 0.0)
     """
-    import numpy as np
     import polars as pl
 
     inp = as_input(data, **select)
@@ -269,16 +267,13 @@ def dispersion_index(
     which, rows = [], {"window_s": [], "windows": [], "mean_count": [], "var_count": []}
     for w in windows_s:
         for i, g in enumerate(tm.groups):
-            b, n = g.bins(w)
-            if not b.size:
-                continue
-            windows = int(b[-1] - b[0]) + 1
+            windows, total, total_sq = g.bin_moments(w)
             if windows < 2:
                 continue
             # Empty windows contribute zeros: sums over non-empty windows divided by the total
             # window count give the mean and variance without materializing the empty ones.
-            total = float(n.sum())
-            total_sq = float(np.dot(n.astype(np.float64), n.astype(np.float64)))
+            # (Integer sums: exact, as the float sums of integer counts they replace.)
+            total, total_sq = float(total), float(total_sq)
             mean = total / windows
             which.append(i)
             rows["window_s"].append(float(w))

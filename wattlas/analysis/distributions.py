@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import AnalysisError
-from ._data import Data, as_input, qi
+from ._data import Data, as_input
 
 if TYPE_CHECKING:
     import polars as pl
@@ -321,12 +321,14 @@ def fit_column(
     'lognormal'
     """
 
+    from .requests import _tallies
+
     inp = as_input(data, **select)
     cols = tuple(inp.group_by(by, default_by))
     inp.require(column, what="fit_column")
-    rows = inp.rows([qi(column)], [cols])
-    col, grouping = rows.columns[qi(column)], rows.groupings[cols]
-    samples = ((grouping.key(g), col.valid_values(ix)) for g, ix in enumerate(grouping.rows_of()))
+    tl = _tallies(inp, cols, [column])
+    values = tl.samples(column, max_samples, seed)
+    samples = ((tl.grouping.key(g), v) for g, v in enumerate(values))
     return _fit_groups(samples, families, discrete, max_samples, seed)
 
 
@@ -350,21 +352,15 @@ def fit_interarrivals(
     >>> round(f["scale"][0], 1)
     2.0
     """
-    from ._arrays import times
-    from .arrivals import DEFAULT_BY
+    from .arrivals import DEFAULT_BY, _times
 
     inp = as_input(data, **select)
     cols = inp.group_by(by, DEFAULT_BY)
-    tm = times(inp, cols, time_col)
-    def gaps(gt):
-        if max_samples is None or gt.n - 1 <= max_samples:
-            return gt.gaps
-        # The same draw as choice(gaps, ...) (which picks indices, then takes them), without
-        # making every gap: only the sampled ones.
-        i = np.random.default_rng(seed).choice(gt.n - 1, size=int(max_samples), replace=False)
-        return gt.t[i + 1] - gt.t[i]
-
-    samples = ((tm.grouping.key(g), gaps(gt)) for g, gt in enumerate(tm.groups) if gt.n >= 2)
+    tm = _times(inp, cols, time_col)
+    # The same draw as choice(gaps, ...) (which picks indices, then takes them), without
+    # making every gap: only the sampled ones.
+    samples = ((tm.grouping.key(g), gt.sample_gaps(max_samples, seed)) for g, gt in enumerate(tm.groups)
+               if gt.n >= 2)
     return _fit_groups(samples, families, False, max_samples, seed)
 
 

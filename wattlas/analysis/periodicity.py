@@ -254,10 +254,10 @@ def profile(
         )
         binned = [(key, sub["b"].to_numpy(), sub["n"].to_numpy()) for key, sub in groups(counts, cols)]
     else:
-        from ._arrays import times
+        from .arrivals import _times
 
         inp.require(time_col, what="profile")
-        tm = times(inp, cols, time_col)
+        tm = _times(inp, cols, time_col)
         binned = [(tm.grouping.key(i), *g.bins(bin_s)) for i, g in enumerate(tm.groups) if g.n]
     frames = []
     for key, b, n in binned:

@@ -115,8 +115,11 @@ def build_report(
                 f"table {table!r} has no rows{' for ' + what if what else ''}; ingest a source "
                 "that fills it first (`wattlas sources` lists them)"
             )
+        from ._stream import one_blas_thread
+
         ctx = ReportContext(inp, table, source, trace, fit_samples=fit_samples)
-        sections = builders[table](ctx)
+        with one_blas_thread():  # memory-bound dot products: see one_blas_thread
+            sections = builders[table](ctx)
     finally:
         inp.close()
     subtitle = ", ".join(x for x in (f"source {source}" if source else "all sources",

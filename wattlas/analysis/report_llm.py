@@ -62,10 +62,24 @@ def build_llm_report(ctx: ReportContext) -> list[Section]:
     cols = inp.group_by(None, ("source", "trace"))
     extra = [c for c in ("model", "log_type") if inp.non_null(c)]
     sections: list[Section] = []
-    # Read every column the statistics below use in one scan; each statistic is then an O(n)
-    # pass over arrays in memory (see wattlas.analysis._arrays) instead of a query of its own.
-    inp.rows([time_expr("arrival_s"), *(qi(c) for c in ("input_tokens", "output_tokens", "failed") if inp.has(c))],
-             [tuple(cols), tuple(cols + extra)])
+    if inp.engine == "numpy":
+        # Read every column the statistics below use in one scan; each statistic is then an O(n)
+        # pass over arrays in memory (see wattlas.analysis._arrays) instead of a query of its own.
+        inp.rows([time_expr("arrival_s"),
+                  *(qi(c) for c in ("input_tokens", "output_tokens", "failed") if inp.has(c))],
+                 [tuple(cols), tuple(cols + extra)])
+    else:
+        # Out of core (wattlas.analysis._stream): the first pass over the arrival times also
+        # computes every bin size and the gap sample used below.
+        from ._stream import stream_times, tallies
+
+        tm = stream_times(inp, cols, "arrival_s")
+        span0 = max((g.span or 0.0 for g in tm.groups if g.n), default=0.0)
+        tm.want(bins=[*choose_rate_bins(span0), auto_bin_s(span0, max_bins=5000), 3600.0],
+                samples=ctx.fit_samples, seed=0)
+        # One streamed pass over the tokens: correlation, joint histogram and the fits' samples.
+        tallies(inp, cols).want(joint_bins_per_decade=8, samples=("input_tokens", "output_tokens"),
+                                max_samples=ctx.fit_samples)
 
     # ---------------------------------------------------------------- overview
     ia = interarrival_stats(inp, by=cols)

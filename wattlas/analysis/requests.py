@@ -54,25 +54,26 @@ def token_stats(
     """
     import polars as pl
 
-    from ._arrays import grouped_value_counts, quantiles_from_counts
+    from ._arrays import quantiles_from_counts
 
     inp = as_input(data, **select)
     cols = tuple(inp.group_by(by, DEFAULT_BY))
     inp.require(*TOKEN_COLUMNS, what="token_stats")
     has_failed = inp.has("failed")
-    rows = inp.rows([qi(c) for c in TOKEN_COLUMNS] + ([qi("failed")] if has_failed else []), [cols])
-    grouping = rows.groupings[cols]
-    out: dict[str, list] = {"requests": rows.sizes(cols).tolist()}
+    tl = _tallies(inp, cols, [*TOKEN_COLUMNS, *(["failed"] if has_failed else [])])
+    grouping = tl.grouping
+    out: dict[str, list] = {"requests": tl.sizes().tolist()}
     schema: dict[str, pl.DataType] = {"requests": pl.Int64}
     for c in TOKEN_COLUMNS:
-        integer = rows.columns[qi(c)].values.dtype.kind in "iub"
+        vcs = tl.value_counts(c)
+        integer = vcs[0][0].dtype.kind in "iub" if vcs else True
         names = [f"{c}_mean", *(f"{c}_p{_qname(q)}" for q in quantiles), f"{c}_max", f"{c}_total"]
         for name in names:
             out[name] = []
             schema[name] = pl.Float64
         schema[f"{c}_max"] = pl.Int64 if integer else pl.Float64
         schema[f"{c}_total"] = pl.Int64
-        for values, counts in grouped_value_counts(rows, qi(c), cols):
+        for values, counts in vcs:
             n = int(counts.sum())
             if n == 0:
                 for name in names:
@@ -84,9 +85,43 @@ def token_stats(
                 out[f"{c}_p{_qname(q)}"].append(v)
             out[f"{c}_max"].append(values[-1].item())
             out[f"{c}_total"].append(round(total))
-    out["failed_share"] = _shares(rows, cols)[2] if has_failed else [None] * grouping.n
+    out["failed_share"] = tl.shares()[2] if has_failed else [None] * grouping.n
     schema["failed_share"] = pl.Float64
     return _frame(grouping, np.arange(grouping.n), out, schema)
+
+
+class _ArrayTallies:
+    """The in-memory path (``engine="numpy"``) behind the interface of ``_stream.Tallies``."""
+
+    def __init__(self, inp, cols: tuple[str, ...], columns: Sequence[str]) -> None:
+        self.rows = inp.rows([qi(c) for c in columns], [cols])
+        self.cols = cols
+        self.grouping = self.rows.groupings[cols]
+        self.n = self.grouping.n
+
+    def sizes(self) -> np.ndarray:
+        return self.rows.sizes(self.cols)
+
+    def value_counts(self, column: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        from ._arrays import grouped_value_counts
+
+        return grouped_value_counts(self.rows, qi(column), self.cols)
+
+    def shares(self) -> tuple[np.ndarray, np.ndarray, list]:
+        return _shares(self.rows, self.cols)
+
+    def samples(self, column: str, max_samples: int | None, seed: int) -> list[np.ndarray]:
+        col = self.rows.columns[qi(column)]
+        return [col.valid_values(ix) for ix in self.grouping.rows_of()]  # sampled by the caller
+
+
+def _tallies(inp, cols: tuple[str, ...], columns: Sequence[str]):
+    """Value counts, sizes, failure shares and samples of ``columns`` per group of ``cols``."""
+    if inp.engine == "numpy":
+        return _ArrayTallies(inp, cols, columns)
+    from ._stream import tallies
+
+    return tallies(inp, cols)
 
 
 def _shares(rows, cols) -> tuple[np.ndarray, np.ndarray, list]:
@@ -132,11 +167,13 @@ def token_correlation(data: Data = None, *, by: Sequence[str] | None = None, **s
     """
     import polars as pl
 
-    from ._arrays import Lookup, correlations, grouped_value_counts
+    from ._arrays import correlations, grouped_value_counts
 
     inp = as_input(data, **select)
     cols = tuple(inp.group_by(by, DEFAULT_BY))
     inp.require(*TOKEN_COLUMNS, what="token_correlation")
+    if inp.engine != "numpy":
+        return _token_correlation_streamed(inp, cols)
     xi, xo = qi("input_tokens"), qi("output_tokens")
     rows = inp.rows([xi, xo], [cols])
     grouping = rows.groupings[cols]
@@ -159,15 +196,7 @@ def token_correlation(data: Data = None, *, by: Sequence[str] | None = None, **s
         out["requests"].append(int(x.size))
         # Per distinct value of each side: the value, ln(1 + value) and its average rank among
         # the group's non-null values (rows below plus the mean position among ties).
-        lookups, per_value, means = [], [], []
-        for (values, counts), bnd in zip((vcs[0][g], vcs[1][g]), bounds, strict=True):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                f = [values.astype(np.float64), np.log(1.0 + values.astype(np.float64)),
-                     np.cumsum(counts) - (counts - 1) / 2.0]
-            n = max(int(counts.sum()), 1)
-            lookups.append(Lookup(values, bnd))
-            per_value.append(f)
-            means.append([float(np.dot(v, counts)) / n if np.isfinite(v).all() else 0.0 for v in f])
+        lookups, per_value, means = _rank_tables(vcs[0][g], vcs[1][g], bounds)
         r = correlations(x, y, *lookups, *per_value, *means)
         if vcs[0][g][0].size == 1 or vcs[1][g][0].size == 1:
             r = [math.nan if v is not None else None for v in r]  # a constant side, as DuckDB's corr
@@ -176,6 +205,70 @@ def token_correlation(data: Data = None, *, by: Sequence[str] | None = None, **s
         out["spearman"].append(r[2])
     schema = {"requests": pl.Int64, "pearson": pl.Float64, "pearson_log": pl.Float64, "spearman": pl.Float64}
     return _frame(grouping, which, out, schema)
+
+
+def _rank_tables(vc_x, vc_y, bounds) -> tuple[list, list, list]:
+    """Per distinct value of each side: the value, ln(1 + value) and its average rank among the
+    group's non-null values (rows below plus the mean position among ties); and their means."""
+    from ._arrays import Lookup
+
+    lookups, per_value, means = [], [], []
+    for (values, counts), bnd in zip((vc_x, vc_y), bounds, strict=True):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = [values.astype(np.float64), np.log(1.0 + values.astype(np.float64)),
+                 np.cumsum(counts) - (counts - 1) / 2.0]
+        n = max(int(counts.sum()), 1)
+        lookups.append(Lookup(values, bnd))
+        per_value.append(f)
+        means.append([float(np.dot(v, counts)) / n if np.isfinite(v).all() else 0.0 for v in f])
+    return lookups, per_value, means
+
+
+def _bounds(vcs) -> tuple[int, int] | None:
+    """(lo, hi) containing every value of the groups' counts and 0 (the streamed null fill)."""
+    values = [v for v, _ in vcs if v.size]
+    if not values or values[0].dtype.kind not in "iu":
+        return None
+    return min(0, min(int(v[0]) for v in values)), max(0, max(int(v[-1]) for v in values))
+
+
+def _correlation_tables(vcs) -> list:
+    """Per group: (lookup x, lookup y, tables x, tables y, means x, means y), None without pairs."""
+    bounds = [_bounds(v) for v in vcs]
+    per_group = []
+    for vx, vy in zip(*vcs, strict=True):
+        if not (vx[0].size and vy[0].size):
+            per_group.append(None)
+            continue
+        (lx, ly), (fx, fy), (mx, my) = _rank_tables(vx, vy, bounds)
+        per_group.append((lx, ly, [lx.table(f) for f in fx], [ly.table(f) for f in fy], mx, my))
+    return per_group
+
+
+def _token_correlation_streamed(inp, cols: tuple[str, ...]) -> pl.DataFrame:
+    import polars as pl
+
+    from ._arrays import correlations_from_sums
+    from ._stream import tallies
+
+    tl = tallies(inp, cols)
+    vcs = tl.value_counts("input_tokens"), tl.value_counts("output_tokens")
+    sums, pairs = tl.correlation()
+    out: dict[str, list] = {"requests": [], "pearson": [], "pearson_log": [], "spearman": []}
+    which = []
+    for g in range(tl.n):
+        if pairs[g] == 0 and cols:
+            continue  # no complete pair: no row (the pairs are what is grouped)
+        which.append(g)
+        r = correlations_from_sums(sums[g], int(pairs[g]))
+        if vcs[0][g][0].size == 1 or vcs[1][g][0].size == 1:
+            r = [math.nan if v is not None else None for v in r]  # a constant side, as DuckDB's corr
+        out["requests"].append(int(pairs[g]))
+        out["pearson"].append(r[0])
+        out["pearson_log"].append(r[1])
+        out["spearman"].append(r[2])
+    schema = {"requests": pl.Int64, "pearson": pl.Float64, "pearson_log": pl.Float64, "spearman": pl.Float64}
+    return _frame(tl.grouping, which, out, schema)
 
 
 def failure_rates(data: Data = None, *, by: Sequence[str] | None = None, **select) -> pl.DataFrame:
@@ -196,9 +289,9 @@ def failure_rates(data: Data = None, *, by: Sequence[str] | None = None, **selec
     inp = as_input(data, **select)
     cols = tuple(inp.group_by(by, (*DEFAULT_BY, "model", "log_type")))
     inp.require("failed", what="failure_rates")
-    rows = inp.rows([qi("failed")], [cols])
-    known, failed, shares = _shares(rows, cols)
-    grouping = rows.groupings[cols]
+    tl = _tallies(inp, cols, ["failed"])
+    known, failed, shares = tl.shares()
+    grouping = tl.grouping
     which = [i for i in range(grouping.n) if known[i] or not cols]
     return _frame(grouping, which,
                   {"requests": [int(known[i]) for i in which], "failed": [int(failed[i]) for i in which],
@@ -229,16 +322,14 @@ def token_histogram(
     """
     import polars as pl
 
-    from ._arrays import grouped_value_counts
-
     inp = as_input(data, **select)
     cols = tuple(inp.group_by(by, DEFAULT_BY))
     inp.require(column, what="token_histogram")
     b = float(bins_per_decade)
-    rows = inp.rows([qi(column)], [cols])
-    grouping = rows.groupings[cols]
+    tl = _tallies(inp, cols, [column])
+    grouping = tl.grouping
     which, lo_l, hi_l, req_l = [], [], [], []
-    for g, (values, counts) in enumerate(grouped_value_counts(rows, qi(column), cols)):
+    for g, (values, counts) in enumerate(tl.value_counts(column)):
         if not values.size:
             continue
         # Bin of each distinct value; values <= 0 share the bin [0, 1) (index -1 here).
@@ -294,29 +385,74 @@ def token_joint_histogram(
     """
     import polars as pl
 
-    from ._arrays import Lookup, blocks, grouped_value_counts
+    from ._arrays import grouped_value_counts
 
     inp = as_input(data, **select)
     cols = tuple(inp.group_by(by, DEFAULT_BY))
     inp.require(*TOKEN_COLUMNS, what="token_joint_histogram")
     b = float(bins_per_decade)
     xi, xo = qi("input_tokens"), qi("output_tokens")
-    rows = inp.rows([xi, xo], [cols])
-    grouping = rows.groupings[cols]
-    # Each row's bin pair as one integer: bins are numbered from 1 above the smallest, 0 is
-    # [0, 1) (values <= 0 and nulls); bincounts then count every (group, input, output) cell.
+    streamed = inp.engine != "numpy"
+    if streamed:
+        from ._stream import tallies
+
+        tl = tallies(inp, cols)
+        grouping = tl.grouping
+    else:
+        rows = inp.rows([xi, xo], [cols])
+        grouping = rows.groupings[cols]
+    if streamed:
+        counts, firsts, widths = tl.joint(b)
+    else:
+        layout = [(np.unique(np.concatenate(d)) if (d := [v for v, _ in grouped_value_counts(rows, e, cols)])
+                   else np.zeros(0, np.int64),
+                   rows.columns[e].range() if rows.columns[e].values.dtype.kind in "iu" else None)
+                  for e in (xi, xo)]
+        lookups, tables, firsts, widths = _joint_layout(layout, b)
+    per_group = widths[0] * widths[1]
+    if not streamed:
+        counts = _joint_counts(rows, grouping, xi, xo, lookups, tables, widths)
+    nz = np.flatnonzero(counts)
+    g, rest = np.divmod(nz, per_group)
+    ci, co = np.divmod(rest, widths[1])
+    req = counts[nz]
+    totals = np.bincount(g, weights=req, minlength=grouping.n)
+
+    def lo(code, first):
+        return np.where(code == 0, 0.0, 10.0 ** ((code - 1 + first) / b))
+
+    return _frame(grouping, g,
+                  {"input_lo": lo(ci, firsts[0]), "output_lo": lo(co, firsts[1]), "requests": req,
+                   "share": req / totals[g]},
+                  {"input_lo": pl.Float64, "output_lo": pl.Float64, "requests": pl.Int64, "share": pl.Float64})
+
+
+def _joint_layout(columns: list[tuple[np.ndarray, tuple[int, int] | None]], b: float) -> tuple[list, list, list,
+                                                                                              list]:
+    """Each row's bin pair as one integer: bins are numbered from 1 above the smallest, 0 is
+    [0, 1) (values <= 0 and nulls); bincounts then count every (group, input, output) cell.
+
+    ``columns``: per column, its sorted distinct values and the bounds of every value looked up.
+    Returns lookups, per-value cell tables, the first bin and the width of each column.
+    """
+    from ._arrays import Lookup
+
     lookups, tables, firsts, widths = [], [], [], []
-    for e in (xi, xo):
-        c = rows.columns[e]
-        distinct = [v for v, _ in grouped_value_counts(rows, e, cols)]
-        distinct = np.unique(np.concatenate(distinct)) if distinct else np.zeros(0, c.values.dtype)
+    for distinct, bounds in columns:
         k = _log_bin(distinct, b)
         real = k != _ZERO
         first = int(k[real].min()) if real.any() else 0
-        lookups.append(Lookup(distinct, c.range() if c.values.dtype.kind in "iu" else None))
+        lookups.append(Lookup(distinct, bounds))
         tables.append(lookups[-1].table(np.where(real, k - first + 1, 0)))
         firsts.append(first)
         widths.append(int(k[real].max()) - first + 2 if real.any() else 1)
+    return lookups, tables, firsts, widths
+
+
+def _joint_counts(rows, grouping, xi: str, xo: str, lookups, tables, widths) -> np.ndarray:
+    """The in-memory path's joint-histogram counts, block by block over the snapshot."""
+    from ._arrays import blocks
+
     per_group = widths[0] * widths[1]
     cells = grouping.n * per_group
     counts = np.zeros(cells, dtype=np.int64)
@@ -333,19 +469,7 @@ def token_joint_histogram(
         if grouping.codes is not None:
             cell += grouping.codes[blk].astype(np.int64) * per_group
         counts += np.bincount(cell, minlength=cells)
-    nz = np.flatnonzero(counts)
-    g, rest = np.divmod(nz, per_group)
-    ci, co = np.divmod(rest, widths[1])
-    req = counts[nz]
-    totals = np.bincount(g, weights=req, minlength=grouping.n)
-
-    def lo(code, first):
-        return np.where(code == 0, 0.0, 10.0 ** ((code - 1 + first) / b))
-
-    return _frame(grouping, g,
-                  {"input_lo": lo(ci, firsts[0]), "output_lo": lo(co, firsts[1]), "requests": req,
-                   "share": req / totals[g]},
-                  {"input_lo": pl.Float64, "output_lo": pl.Float64, "requests": pl.Int64, "share": pl.Float64})
+    return counts
 
 
 def sessions(
