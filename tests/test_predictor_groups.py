@@ -39,7 +39,8 @@ def _colocation() -> pl.DataFrame:
     rng = np.random.default_rng(3)
     loads = {"gemm": 0.010, "stream": 0.004, "decode": 0.002}
     rows = [dict(kind="colocation", workload=w, partner_workload=None, colocation_mode="solo", device_type="cpu",
-                 gpu_name=None, time_per_iter_s_median=t, solo_time_per_iter_s=t, slowdown=1.0) for w, t in loads.items()]
+                 gpu_name=None, time_per_iter_s_median=t, solo_time_per_iter_s=t, slowdown=1.0)
+            for w, t in loads.items()]
     for w, t in loads.items():
         for p, tp in loads.items():
             if p != w:
