@@ -48,7 +48,8 @@ def list_cmd(models: ModelsOpt = None, fmt: FormatOpt = OutputFormat.table) -> N
     rows = []
     for name in available(models):
         meta = read_meta(name, models)
-        best = [m for m in meta.get("metrics", []) if m["method"] == "wattlas"]
+        # Pooled rows only: a per-GPU row of a split scheme is named "<scheme> <trained> -> <held out>".
+        best = [m for m in meta.get("metrics", []) if m["method"] == "wattlas" and " " not in m["scheme"]]
         rows.append({
             "name": name, "predicts": ", ".join(meta.get("targets") or [meta["target"]]),
             "inputs": ", ".join(i.name for i in get_definition(name).inputs),
