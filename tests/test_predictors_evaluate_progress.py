@@ -17,12 +17,17 @@ from wattlas.store import Store
 
 # stdout of `predictors evaluate interference --store S --format csv` on the store below, produced
 # by the code before this change (commit 1022a35): the progress work must leave it byte-identical.
+# (Issue 15 added the roofline-cal, roofline-cal-workload and gbm-log baseline rows; the four
+# rows that were there are unchanged.)
 BEFORE_CSV = """\
 model,target,scheme,method,n,mape_pct,median_ape_pct,p90_ape_pct,r2_log,worst_group,worst_group_mape_pct
 interference,slowdown,leave-one-workload-out,wattlas,12,5.202,4.57,9.667,0.7841,gemm,8.937
 interference,slowdown,leave-one-workload-out,roofline,12,27.197,30.248,38.127,-6.0539,decode,37.156
+interference,slowdown,leave-one-workload-out,roofline-cal,12,11.52,10.171,20.64,0.0945,gemm,14.094
+interference,slowdown,leave-one-workload-out,roofline-cal-workload,12,11.52,10.171,20.64,0.0945,gemm,14.094
 interference,slowdown,leave-one-workload-out,linear-raw,12,2.967,3.251,6.886,0.9044,decode,3.942
 interference,slowdown,leave-one-workload-out,gbm-raw,12,11.795,10.246,19.584,0.0659,gemm,13.585
+interference,slowdown,leave-one-workload-out,gbm-log,12,11.608,9.71,18.498,0.0825,gemm,12.697
 """
 
 
@@ -68,9 +73,9 @@ def test_work_is_announced_quick_rows_flagged_and_stdout_unchanged(bench_store: 
     assert out == BEFORE_CSV
     err = " ".join(err.split())  # rich wraps long lines at the console width
     assert "3 bench_results rows come from --quick runs or too-short windows: left out" in err
-    # 1 scheme x 4 held-out workloads x (wattlas + linear-raw + gbm-raw) fits; the roofline fits nothing.
-    assert "evaluating 1 predictor, 1 scheme, 4 folds, 12 fits in all" in err
-    assert "12/12 fits" in err and "ETA" in err
+    # 1 scheme x 4 held-out workloads x (wattlas + linear-raw + gbm-raw + gbm-log) fits; the rooflines fit nothing.
+    assert "evaluating 1 predictor, 1 scheme, 4 folds, 16 fits in all" in err
+    assert "16/16 fits" in err and "ETA" in err
 
 
 def test_quick_bench_rows_are_left_out_of_training_frames(bench_store: Path):
@@ -92,9 +97,9 @@ def test_parallel_folds_equal_sequential(bench_store: Path):
     st = Store(bench_store)
     defn = get_definition("interference")
     frame = from_bench(st.sql("select * from bench_results"))
-    assert plan(defn, frame) == {"schemes": 1, "folds": 4, "fits": 12}
+    assert plan(defn, frame) == {"schemes": 1, "folds": 4, "fits": 16}
     seen = []
     sequential = cross_validate(defn, frame, n_jobs=1, on_fold=lambda fold, fits: seen.append((fold.group, fits)))
     parallel = cross_validate(defn, frame, n_jobs=2)
     assert parallel == sequential  # exact: every float, every worst group
-    assert seen == [("decode", 3), ("gemm", 3), ("prefill", 3), ("stream", 3)]
+    assert seen == [("decode", 4), ("gemm", 4), ("prefill", 4), ("stream", 4)]

@@ -48,7 +48,8 @@ def list_cmd(models: ModelsOpt = None, fmt: FormatOpt = OutputFormat.table) -> N
     rows = []
     for name in available(models):
         meta = read_meta(name, models)
-        best = [m for m in meta.get("metrics", []) if m["method"] == "wattlas"]
+        # Pooled rows only: a per-GPU row of a split scheme is named "<scheme> <trained> -> <held out>".
+        best = [m for m in meta.get("metrics", []) if m["method"] == "wattlas" and " " not in m["scheme"]]
         rows.append({
             "name": name, "predicts": ", ".join(meta.get("targets") or [meta["target"]]),
             "inputs": ", ".join(i.name for i in get_definition(name).inputs),
@@ -60,7 +61,8 @@ def list_cmd(models: ModelsOpt = None, fmt: FormatOpt = OutputFormat.table) -> N
 
 @predictors_app.command("evaluate")
 def evaluate_cmd(
-    name: Annotated[str | None, typer.Argument(help="One predictor (default: all).")] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Predictors (default: all).",
+                                                      show_default=False)] = None,
     store: Annotated[
         Path | None,
         typer.Option("--store", help="Recompute the grouped CV on this store's data instead of printing the "
@@ -80,18 +82,18 @@ def evaluate_cmd(
     from ..predictors import available
     from ..predictors.bundle import read_meta
 
-    names = [name] if name else (available(models) if store is None else None)
     rows: list[dict] = []
     if store is not None:
-        rows = _evaluate_store(store, name, jobs=jobs, include_quick=include_quick)
+        rows = _evaluate_store(store, names, jobs=jobs, include_quick=include_quick)
         source = f"recomputed on {store}"
     else:
         from ..predictors.definitions import DEFINITIONS
 
-        for n in names:
+        shown = names or available(models)
+        for n in shown:
             rows += [{"model": n, **m} for m in read_meta(n, models).get("metrics", [])]
         source = "recorded when the shipped model files were trained"
-        missing = [n for n in DEFINITIONS if n not in names] if not name else []
+        missing = [n for n in DEFINITIONS if n not in shown] if not names else []
         if missing:
             err.print(f"no model files for {', '.join(missing)}: no measurements to train them on yet "
                       "(they train from `wattlas bench` results: `wattlas predictors train NAME --store DIR`)")
@@ -104,7 +106,7 @@ def evaluate_cmd(
     print_frame(df, fmt, title=f"grouped cross-validation ({source}); r2 in log space")
 
 
-def _evaluate_store(store: Path, name: str | None, *, jobs: int, include_quick: bool) -> list[dict]:
+def _evaluate_store(store: Path, names: list[str] | None, *, jobs: int, include_quick: bool) -> list[dict]:
     """Load every predictor's training rows, say how much work that is, then run it under a progress bar."""
     from joblib import effective_n_jobs
 
@@ -119,14 +121,13 @@ def _evaluate_store(store: Path, name: str | None, *, jobs: int, include_quick: 
         err.print(f"{n_quick:,} bench_results rows come from --quick runs or too-short windows: {what}",
                   markup=False, highlight=False)
     work = []
-    for n in [name] if name else list(DEFINITIONS):
-        defn = get_definition(n)
+    for defn in [get_definition(n) for n in names or DEFINITIONS]:  # unknown names fail before any work
         try:
             frame = defn.training_frame(st, include_quick=include_quick)
         except Exception as e:  # a store without this model's data: say so, go on
-            if name:
+            if names:
                 raise
-            err.print(f"{n}: skipped ({e})", style="yellow", markup=False, highlight=False)
+            err.print(f"{defn.name}: skipped ({e})", style="yellow", markup=False, highlight=False)
             continue
         work.append((defn, frame, plan(defn, frame)))
     totals = {k: sum(w[2][k] for w in work) for k in ("schemes", "folds", "fits")}
@@ -160,6 +161,9 @@ def train_cmd(
                                              "(default: <store>/models).", show_default=False)] = None,
     evaluate: Annotated[bool, typer.Option(help="Run the grouped cross-validation first (recorded in the "
                                            "card).")] = True,
+    include_quick: Annotated[bool, typer.Option("--include-quick", help="Also train (and score) bench rows from "
+                                                "`--quick` runs or too-short windows (left out by default, with "
+                                                "a count), as `predictors evaluate --include-quick` does.")] = False,
 ) -> None:
     """Retrain a predictor on a store's measurements and write .skops, .json and card."""
     from ..predictors.bundle import save
@@ -167,7 +171,7 @@ def train_cmd(
 
     st = open_store(store, write=False)
     err.print(f"training {name} on {st.root} ...")
-    predictor = train(name, st, evaluate=evaluate)
+    predictor = train(name, st, evaluate=evaluate, include_quick=include_quick)
     dest = out or (st.root / "models")
     path = save(predictor, dest)
     err.print(f"wrote {path} (+ .json, .md); use it with `wattlas predict {name} --models {dest} ...`")

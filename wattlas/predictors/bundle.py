@@ -223,7 +223,11 @@ def save(predictor: Predictor, directory: str | os.PathLike[str], *, card: bool 
     tmp = d / f".{predictor.name}.skops.tmp"
     import zipfile
 
-    sio.dump(predictor.estimator, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+    from .reproducible import canonical_skops
+
+    # Same estimator, same bytes: skops' member names (memory addresses) and dates are rewritten.
+    data = sio.dumps(predictor.estimator, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+    tmp.write_bytes(canonical_skops(data))
     untrusted = set(sio.get_untrusted_types(file=tmp))
     extra = untrusted - set(TRUSTED_TYPES)
     if extra:

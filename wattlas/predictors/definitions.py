@@ -43,13 +43,17 @@ class Scheme:
     """A grouped cross-validation: hold out each value of ``group`` in turn.
 
     For pairwise data ``partner`` names the other member's column: holding out a value then
-    also removes from training every row whose partner is that value.
+    also removes from training every row whose partner is that value. Values that share a
+    (GPU, feature vector) are always held out together (:mod:`wattlas.predictors.groups`).
+    ``split_rows``: the evaluation table also gets one row per held-out value (trained on the
+    others), e.g. ``cross-gpu A100-SXM4-80GB+A40 -> H100-SXM``.
     """
 
     name: str
     group: str
     description: str
     partner: str | None = None
+    split_rows: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class ModelDef:
     targets: tuple[tuple[str, str, str], ...] = ()
     #: A column whose values get their own MAPE in the evaluation (e.g. the operator).
     breakdown: str | None = None
+    #: A column (operator, workload) per value of which the ``roofline-cal-<column>`` baseline
+    #: scales the physics base by its own median measured/physics ratio.
+    calibrate_by: str | None = None
 
     @property
     def target_names(self) -> tuple[str, ...]:
@@ -178,8 +185,13 @@ def _operator_raw(frame: pl.DataFrame):
 
 
 def architecture_groups(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add ``arch``: models with identical layer shapes (Llama-2-70B, Llama-3-70B) form one group,
-    so holding out a "model" never leaves its exact shapes in the training set."""
+    """Add ``arch``: models with identical layer shapes (Llama-2-70B, Llama-3-70B) form one group.
+
+    Different architectures still share operator shapes (layer norms, adds, RoPE, projections of
+    the same hidden size), so holding out an ``arch`` leaves many of its exact feature vectors in
+    training. ``arch`` labels training data; the evaluation holds out ``shape_group``
+    (:func:`_shape_columns`, :mod:`wattlas.predictors.groups`).
+    """
     import polars as pl
 
     key = pl.format("{}-{}-{}-{}-{}", "n_embd", "n_expanded_embd", "n_head", "n_kv_head", "use_gated_mlp")
@@ -188,21 +200,54 @@ def architecture_groups(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(_key=key).join(names, on="_key").drop("_key")
 
 
+def _shape_columns(frame: pl.DataFrame, gemm_only: bool) -> pl.DataFrame:
+    """What each row's operator costs per token, without GPU or M: the shape held out whole.
+
+    GEMMs: the weight shape (K, N), which is all gemm-runtime sees besides M, GPU and dtype.
+    Operators: the operator and its per-token N, K, FLOPs and elements moved
+    (:func:`wattlas.predictors.features.operator_work` at one token and one byte per element).
+    """
+    import polars as pl
+
+    if gemm_only:
+        return frame.select("n", "k")
+    ones = np.ones(frame.height)
+    _, n, k, flops, nbytes = F.operator_work(
+        frame["op"].to_numpy(), ones, frame["tensor_parallel"].to_numpy(), frame["n_head"].to_numpy(),
+        frame["n_kv_head"].to_numpy(), frame["n_embd"].to_numpy(), frame["n_expanded_embd"].to_numpy(),
+        frame["use_gated_mlp"].to_numpy(), ones)
+    return pl.DataFrame({"op": frame["op"], "n": n, "k": k, "flops": flops, "bytes": nbytes})
+
+
 def _vidur_rows(store: Store, gemm_only: bool) -> pl.DataFrame:
     import polars as pl
 
+    from .groups import shape_groups
+
     where = "is_gemm" if gemm_only else f"op in ({', '.join(repr(o) for o in F.OPERATOR_OPS)})"
+    # The mean is ordered: a float sum depends on the order of its terms, and tree fits on the
+    # rows depend on every bit (six trainings once gave 13.68-14.00% on the same rows).
     df = store.sql(f"""
         select gpu, model, op, dtype, num_tokens, tensor_parallel, n_head, n_kv_head, n_embd, n_expanded_embd,
-               use_gated_mlp, m, n, k, avg(time_median_s) as y
+               use_gated_mlp, m, n, k, avg(time_median_s order by time_median_s) as y
         from operator_times where {where}
         group by all
+        order by all
     """)
     if df.height == 0:
         return df
-    # SQL grouping and joins return rows in no fixed order, and tree fits sum in row order: sort,
-    # so that the same store gives the same cross-validation table, run after run.
-    return architecture_groups(df).sort(df.columns).with_columns(pl.lit(True).alias("evaluate"))
+    df = architecture_groups(df)
+    return _in_order(df.with_columns(shape_group=shape_groups(df, _shape_columns(df, gemm_only)),
+                                     evaluate=pl.lit(True)))
+
+
+def _in_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` sorted on every column: one row order for one set of rows.
+
+    SQL grouping and joins return rows in no fixed order, and tree fits sum in row order, so
+    every training frame is sorted: the same store then gives the same model file, bit for bit.
+    """
+    return frame.sort(frame.columns, nulls_last=True, maintain_order=True) if frame.height else frame
 
 
 def _bench_gemm_rows(store: Store, include_quick: bool) -> pl.DataFrame | None:
@@ -230,16 +275,22 @@ def _bench_gemm_rows(store: Store, include_quick: bool) -> pl.DataFrame | None:
 def _gemm_training(store: Store, include_quick: bool = False) -> pl.DataFrame:
     import polars as pl
 
+    from .groups import shape_groups
+
+    cols = ("gpu", "dtype", "m", "n", "k", "y", "model", "arch", "evaluate")
     parts = []
     vidur = _vidur_rows(store, gemm_only=True)
     if vidur.height:
-        parts.append(vidur.select("gpu", "dtype", "m", "n", "k", "y", "model", "arch", "evaluate"))
+        parts.append(vidur.select(cols))
     bench = _bench_gemm_rows(store, include_quick)
     if bench is not None:
-        parts.append(bench.select("gpu", "dtype", "m", "n", "k", "y", "model", "arch", "evaluate"))
+        parts.append(bench.select(cols))
     if not parts:
         raise WattlasError("no GEMM measurements in the store: ingest vidur-profiling or bench results first")
-    return pl.concat(parts, how="vertical_relaxed")
+    df = pl.concat(parts, how="vertical_relaxed")
+    # Shapes are grouped over both sources: a bench shape that Vidur also measured is held out
+    # with the Vidur models that have it (the bench GPU is one of Vidur's).
+    return _in_order(df.with_columns(shape_group=shape_groups(df, _shape_columns(df, gemm_only=True))))
 
 
 def _operator_training(store: Store, include_quick: bool = False) -> pl.DataFrame:
@@ -273,8 +324,11 @@ GEMM_RUNTIME = ModelDef(
     base_feature="t_roof_s",
     features=_gemm_features, raw_features=_gemm_raw, training_frame=_gemm_training,
     schemes=(
-        Scheme("leave-one-model-out", "arch", "hold out every GEMM of one model architecture (Vidur)"),
-        Scheme("leave-one-gpu-out", "gpu", "train on the other GPUs' measurements, predict this GPU's"),
+        Scheme("leave-one-shape-out", "shape_group",
+               "hold out whole weight shapes (K x N) on every GPU and at every M; shapes are batched by the set "
+               "of models that have them (a group `A+B`: the shapes models A and B share)"),
+        Scheme("cross-gpu", "gpu", "for each GPU: train on the other GPUs' measurements, predict this GPU's",
+               split_rows=True),
     ),
     sources=("vidur-profiling", "bench_results (kind = gemm), when present"),
     licence="MIT (Vidur profiles); wattlas bench measurements: Apache-2.0",
@@ -304,13 +358,16 @@ OPERATOR_RUNTIME = ModelDef(
     base_feature="t_roof_s",
     features=_operator_features, raw_features=_operator_raw, training_frame=_operator_training,
     schemes=(
-        Scheme("leave-one-model-out", "arch", "hold out every operator of one model architecture"),
-        Scheme("leave-one-gpu-out", "gpu", "train on the other GPUs' profiles, predict this GPU's"),
+        Scheme("leave-one-shape-out", "shape_group",
+               "hold out whole operator shapes (operator, per-token N, K, FLOPs and bytes) on every GPU and at "
+               "every token count; shapes are batched by the set of models that have them (`A+B`: shared by A, B)"),
+        Scheme("cross-gpu", "gpu", "for each GPU: train on the other GPUs' profiles, predict this GPU's",
+               split_rows=True),
     ),
     sources=("vidur-profiling",), licence="MIT (Vidur profiles)", limits=_RUNTIME_LIMITS,
     params=_RUNTIME_PARAMS,
     feature_doc=F.RUNTIME_FEATURES + tuple((f"op_{o}", f"1 if op is {o}") for o in F.OPERATOR_OPS),
-    breakdown="op",
+    breakdown="op", calibrate_by="op",
     targets_doc="median GPU time of one operator (s); learned as log(time / roofline time)",
 )
 
@@ -367,10 +424,10 @@ def _zeus_training(store: Store, target: str) -> pl.DataFrame:
     import polars as pl
 
     df = store.sql("select gpu, dataset, network, batch_size, optimizer, power_limit_w, time_per_epoch_s, "
-                   "avg_power_w from training_power")
+                   "avg_power_w from training_power order by all")
     if df.height == 0:
         raise WattlasError("no training_power rows in the store: run `wattlas ingest zeus-nsdi23` first")
-    return zeus_reference_runs(df).with_columns(y=pl.col(target))
+    return _in_order(zeus_reference_runs(df).with_columns(y=pl.col(target)))
 
 
 _ZEUS_INPUTS = (
@@ -383,7 +440,7 @@ _ZEUS_INPUTS = (
 )
 _ZEUS_SCHEMES = (
     Scheme("leave-one-network-out", "network", "hold out every run of one DNN (all its data sets, GPUs)"),
-    Scheme("leave-one-gpu-out", "gpu", "train on the other GPUs' runs, predict this GPU's"),
+    Scheme("cross-gpu", "gpu", "for each GPU: train on the other GPUs' runs, predict this GPU's", split_rows=True),
 )
 _ZEUS_LIMITS = (
     "Needs one measured reference run of the same job on the same GPU at the GPU's highest power limit "
@@ -401,7 +458,7 @@ TRAINING_POWER = ModelDef(
     training_frame=lambda store, include_quick=False: _zeus_training(store, "avg_power_w"),
     schemes=_ZEUS_SCHEMES, sources=("zeus-nsdi23",), licence="Apache-2.0 (Zeus traces)", limits=_ZEUS_LIMITS,
     params={"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 10},
-    feature_doc=F.POWER_FEATURES,
+    feature_doc=F.POWER_FEATURES, calibrate_by="network",
     targets_doc="average GPU power (W); learned as log(power / min(reference power, limit))",
 )
 
@@ -413,7 +470,7 @@ TRAINING_TIME = ModelDef(
     training_frame=lambda store, include_quick=False: _zeus_training(store, "time_per_epoch_s"),
     schemes=_ZEUS_SCHEMES, sources=("zeus-nsdi23",), licence="Apache-2.0 (Zeus traces)", limits=_ZEUS_LIMITS,
     params={"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 10},
-    feature_doc=F.POWER_FEATURES,
+    feature_doc=F.POWER_FEATURES, calibrate_by="network",
     targets_doc="time per epoch (s); learned as log(time / (reference time * max(1, reference power / limit)))",
 )
 
@@ -440,7 +497,9 @@ def bench_results(store: Store, *, include_quick: bool = False,
             log.warning("%d bench_results rows from --quick runs or too-short windows left out "
                         "(include them with --include-quick)", n)
         where += f" and not {_QUICK_SQL}"
-    return store.sql(f"select r.* from bench_results r left join bench_runs b using (run_id) where {where}")
+    # Ordered: the training frames built from these rows keep their order (group_by maintain_order).
+    return store.sql(f"select r.* from bench_results r left join bench_runs b using (run_id) where {where} "
+                     "order by all")
 
 
 def quick_rows(store: Store, kinds: tuple[str, ...] | None = None) -> int:
@@ -456,7 +515,7 @@ def _interference_training(store: Store, include_quick: bool = False) -> pl.Data
     frame = from_bench(bench_results(store, include_quick=include_quick, kinds=("colocation",)))
     if frame.height == 0:
         raise WattlasError("no co-location pairs in bench_results: run `wattlas bench colocate` first")
-    return frame
+    return _in_order(frame)
 
 
 def _interference_features(frame: pl.DataFrame):
@@ -493,6 +552,7 @@ INTERFERENCE = ModelDef(
                "hold out one workload: every pair that contains it leaves the training set",
                partner="partner_workload"),
     ),
+    calibrate_by="workload",
     sources=("bench_results (kind = colocation)",),
     licence="Apache-2.0 (wattlas bench measurements)",
     limits=(
@@ -515,7 +575,7 @@ def _llm_training(store: Store, include_quick: bool = False) -> pl.DataFrame:
     frame = from_bench(bench_results(store, include_quick=include_quick, kinds=PHASES))
     if frame.height == 0:
         raise WattlasError("no prefill/decode rows with measured energy in bench_results: run the LLM bench first")
-    return frame
+    return _in_order(frame)
 
 
 def _llm_features(frame: pl.DataFrame):
@@ -551,7 +611,8 @@ LLM_ENERGY = ModelDef(
     features=_llm_features, raw_features=_llm_raw, training_frame=_llm_training,
     schemes=(
         Scheme("leave-one-model-out", "arch", "hold out every iteration of one LLM"),
-        Scheme("leave-one-gpu-out", "gpu", "train on the other GPUs' runs, predict this GPU's"),
+        Scheme("cross-gpu", "gpu", "for each GPU: train on the other GPUs' runs, predict this GPU's",
+               split_rows=True),
         Scheme("leave-one-batch-size-out", "batch_size", "hold out every iteration of one batch size"),
     ),
     sources=("bench_results (kind = prefill, decode) with measured energy",),
@@ -566,6 +627,7 @@ LLM_ENERGY = ModelDef(
         "along the roofline base; leave-one-model-out and leave-one-GPU-out cannot be evaluated (one group each).",
     ),
     params={"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 3},
+    calibrate_by="phase",
     targets_doc="time (s) and GPU energy (J) of one iteration; learned as log ratios to the roofline time and "
     "to that time at full board power",
 )

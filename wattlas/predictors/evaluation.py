@@ -1,9 +1,13 @@
 """Grouped cross-validation with baselines computed in the same run.
 
-Rows are never shuffled into folds: each scheme holds out one group (a model architecture, a
-network, a GPU) at a time, fits on the rest and predicts the held-out rows. Every method sees
-the same folds: the wattlas model, the pure roofline / physics formula (no parameters), linear
-regression on the raw inputs, and gradient boosting on the raw inputs (raw target).
+Rows are never shuffled into folds: each scheme holds out one group (a set of operator shapes,
+a network, a GPU) at a time, fits on the rest and predicts the held-out rows. Groups that share
+a (GPU, feature vector) are held out together (:mod:`wattlas.predictors.groups`), so no
+held-out row has a twin in training. Every method sees the same folds: the wattlas model, the
+pure roofline / physics formula (no parameters), that formula scaled by the training fold's
+median measured/physics ratio (one parameter; and one per operator or workload where the model
+has such a column), linear regression on the raw inputs, and gradient boosting on the raw
+inputs, on the raw target and on the log target with the wattlas model's own budget.
 
 Metrics are over out-of-fold predictions of the rows flagged ``evaluate``: MAPE, median and p90
 absolute percentage error (all in percent), R² of log(prediction) vs log(truth) (runtimes span
@@ -33,13 +37,36 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wattlas.predictors")
 
-METHODS = ("wattlas", "roofline", "linear-raw", "gbm-raw")
+#: Every method, in table order; ``roofline-cal-by`` is named ``roofline-cal-<column>`` after
+#: the model's ``calibrate_by`` column and only runs for models that have one.
+METHODS = ("wattlas", "roofline", "roofline-cal", "roofline-cal-by", "linear-raw", "gbm-raw", "gbm-log")
 METHOD_TITLES = {
     "wattlas": "wattlas model (physics features, residual over physics base)",
     "roofline": "pure physics formula, no fitted parameters",
+    "roofline-cal": "physics formula x the training fold's median measured/physics ratio (one parameter)",
     "linear-raw": "linear regression on the raw inputs",
     "gbm-raw": "gradient boosting on the raw inputs and raw target",
+    "gbm-log": "gradient boosting on the raw inputs and log target, with the wattlas model's budget "
+               "(iterations, learning rate, leaf settings)",
 }
+#: Old scheme names still accepted by :func:`cross_validate` (scripts keep working).
+SCHEME_ALIASES = {"leave-one-gpu-out": "cross-gpu"}
+
+
+def methods(defn: ModelDef) -> tuple[str, ...]:
+    """The methods scored for ``defn``, in table order."""
+    by = f"roofline-cal-{defn.calibrate_by}" if defn.calibrate_by else None
+    return tuple(by if m == "roofline-cal-by" else m for m in METHODS if m != "roofline-cal-by" or by)
+
+
+def method_titles(defn: ModelDef) -> dict[str, str]:
+    """:data:`METHOD_TITLES` for the methods of ``defn``."""
+    out = dict(METHOD_TITLES)
+    if defn.calibrate_by:
+        c = defn.calibrate_by
+        out[f"roofline-cal-{c}"] = (f"physics formula x the training fold's median measured/physics ratio per {c} "
+                                    f"(the global ratio for a {c} with no training rows)")
+    return {m: out[m] for m in methods(defn)}
 _FLOOR = 1e-12  # a linear baseline can predict <= 0; scored as the smallest positive value
 
 
@@ -75,20 +102,26 @@ def _estimators(defn: ModelDef) -> dict[str, object]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from .estimators import ResidualBoostingRegressor
+
     gbm = HistGradientBoostingRegressor(max_iter=defn.params.get("max_iter", 200), random_state=0,
                                         early_stopping=False)
+    # No base column: trees on log(y), same iterations, learning rate and leaves as ours.
+    gbm_log = ResidualBoostingRegressor(None, **{"random_state": 0, **defn.params})
     if defn.targets:
         from sklearn.multioutput import MultiOutputRegressor
 
-        gbm = MultiOutputRegressor(gbm)
+        gbm, gbm_log = MultiOutputRegressor(gbm), MultiOutputRegressor(gbm_log)
     return {
         "wattlas": defn.make_estimator(),
         "linear-raw": make_pipeline(StandardScaler(), LinearRegression()),
         "gbm-raw": gbm,
+        "gbm-log": gbm_log,
     }
 
 
-FITTED = ("wattlas", "linear-raw", "gbm-raw")  # the roofline has no parameters: nothing to fit
+#: The methods with an estimator fitted per fold; the rooflines are computed, not fitted.
+FITTED = ("wattlas", "linear-raw", "gbm-raw", "gbm-log")
 
 
 @dataclass(frozen=True)
@@ -101,10 +134,19 @@ class Fold:
     test: np.ndarray
 
 
-def _scheme_folds(defn: ModelDef, frame: pl.DataFrame, scheme: Scheme) -> tuple[np.ndarray, list, list[Fold]]:
-    """The group column, its sorted values and the folds that score at least one row."""
-    groups = frame[scheme.group].to_numpy()
-    partner = frame[scheme.partner].to_numpy() if scheme.partner else None
+def _scheme_layout(defn: ModelDef, frame: pl.DataFrame, scheme: Scheme,
+                   keys: np.ndarray | None = None) -> tuple[np.ndarray, list, list[Fold]]:
+    """The group column (groups sharing a GPU and feature vector merged), its sorted values and
+    the folds that score at least one row."""
+    from .groups import disjoint_groups, feature_keys
+
+    raw = frame[scheme.group].to_numpy()
+    keys = feature_keys(defn, frame) if keys is None else keys
+    groups = disjoint_groups(raw, keys)
+    partner = None
+    if scheme.partner:  # a partner is held out with its merged group too
+        merged = {str(a): b for a, b in zip(raw.tolist(), groups.tolist(), strict=True)}
+        partner = np.array([merged.get(str(p), p) for p in frame[scheme.partner].to_list()], dtype=object)
     scored = frame["evaluate"].to_numpy().astype(bool)
     values = sorted(set(groups.tolist()))
     folds = []
@@ -117,11 +159,17 @@ def _scheme_folds(defn: ModelDef, frame: pl.DataFrame, scheme: Scheme) -> tuple[
     return groups, values, folds
 
 
+def scheme_folds(defn: ModelDef, frame: pl.DataFrame, scheme: Scheme) -> list[Fold]:
+    """The folds :func:`cross_validate` fits for ``scheme`` (each with train and test masks)."""
+    return _scheme_layout(defn, frame, scheme)[2]
+
+
 def _schemes(defn: ModelDef, frame: pl.DataFrame, scheme_names: list[str] | None) -> list[Scheme]:
     """The schemes to run: those asked for that have at least two groups in ``frame``."""
     out = []
+    wanted = {SCHEME_ALIASES.get(n, n) for n in scheme_names or ()}
     for scheme in defn.schemes:
-        if scheme_names and scheme.name not in scheme_names:
+        if wanted and scheme.name not in wanted:
             continue
         n_groups = frame[scheme.group].n_unique()
         if n_groups < 2:
@@ -134,15 +182,33 @@ def _schemes(defn: ModelDef, frame: pl.DataFrame, scheme_names: list[str] | None
 def plan(defn: ModelDef, frame: pl.DataFrame, scheme_names: list[str] | None = None) -> dict[str, int]:
     """How much work :func:`cross_validate` will do: schemes, folds and estimator fits.
 
-    Baselines count as fits too (``linear-raw`` and ``gbm-raw``); the roofline fits nothing.
+    Baselines count as fits too (``linear-raw``, ``gbm-raw``, ``gbm-log``); the rooflines fit nothing.
     """
+    from .groups import feature_keys
+
     schemes = _schemes(defn, frame, scheme_names)
-    folds = sum(len(_scheme_folds(defn, frame, s)[2]) for s in schemes)
+    keys = feature_keys(defn, frame) if schemes else None
+    folds = sum(len(_scheme_layout(defn, frame, s, keys)[2]) for s in schemes)
     return {"schemes": len(schemes), "folds": folds, "fits": folds * len(FITTED)}
 
 
-def _fit_fold(defn: ModelDef, X: pl.DataFrame, R: pl.DataFrame, Y: np.ndarray, fold: Fold) -> dict[str, np.ndarray]:
-    """Fit every method on one fold; the raw inputs are split once and shared by both baselines."""
+def _calibrated(base: np.ndarray, Y: np.ndarray, fold: Fold, by: np.ndarray | None) -> np.ndarray:
+    """Held-out rows' physics base x the training fold's median measured/physics ratio (per target;
+    per value of ``by`` where that value has training rows, else the global ratio)."""
+    ratio = Y[fold.train] / base[fold.train]
+    scale = np.tile(np.median(ratio, axis=0), (int(fold.test.sum()), 1))
+    if by is not None:
+        train_by, test_by = by[fold.train], by[fold.test]
+        for v in np.unique(test_by):
+            sel = train_by == v
+            if sel.any():
+                scale[test_by == v] = np.median(ratio[sel], axis=0)
+    return base[fold.test] * scale
+
+
+def _fit_fold(defn: ModelDef, X: pl.DataFrame, R: pl.DataFrame, Y: np.ndarray, fold: Fold,
+              by: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Fit every method on one fold; the raw inputs are split once and shared by the baselines."""
     import polars as pl
     from sklearn.base import clone
     from threadpoolctl import threadpool_limits
@@ -158,6 +224,10 @@ def _fit_fold(defn: ModelDef, X: pl.DataFrame, R: pl.DataFrame, Y: np.ndarray, f
             fit_on, predict_on = splits["X" if name == "wattlas" else "R"]
             pred = np.asarray(clone(est).fit(fit_on, target).predict(predict_on))
             out[name] = pred.reshape(-1, Y.shape[1])
+    base = np.column_stack([X[b].to_numpy() for b in defn.base_features])
+    out["roofline-cal"] = _calibrated(base, Y, fold, None)
+    if by is not None:
+        out[f"roofline-cal-{defn.calibrate_by}"] = _calibrated(base, Y, fold, by)
     return out
 
 
@@ -166,7 +236,9 @@ def cross_validate(defn: ModelDef, frame: pl.DataFrame, scheme_names: list[str] 
     """Out-of-fold metrics per (scheme, method) for ``frame`` (a ``training_frame`` result).
 
     Returns one dict per (scheme, method): the :func:`metrics` keys plus ``scheme``, ``method``,
-    ``groups`` (how many were held out) and ``worst_group``/``worst_group_mape_pct``.
+    ``groups`` (how many were held out) and ``worst_group``/``worst_group_mape_pct``. A scheme
+    with ``split_rows`` also gets one row per held-out group and method, named
+    ``<scheme> <trained groups> -> <held-out group>`` (``cross-gpu A100-SXM4-80GB+A40 -> H100-SXM``).
 
     ``n_jobs`` folds are fitted at once (joblib, ``-1``: every core); every estimator has a fixed
     seed and each fold's predictions land in its own rows, so the result does not depend on
@@ -174,29 +246,47 @@ def cross_validate(defn: ModelDef, frame: pl.DataFrame, scheme_names: list[str] 
     """
     from joblib import Parallel, delayed
 
+    from .groups import feature_keys
+
     X = defn.features(frame)
     R = defn.raw_features(frame)
     Y = defn.y(frame).reshape(frame.height, -1)
+    by = frame[defn.calibrate_by].cast(str).to_numpy() if defn.calibrate_by else None
     scored = frame["evaluate"].to_numpy().astype(bool)
     schemes = _schemes(defn, frame, scheme_names)
-    layout = {s.name: _scheme_folds(defn, frame, s) for s in schemes}
+    keys = feature_keys(defn, frame) if schemes else None
+    layout = {s.name: _scheme_layout(defn, frame, s, keys) for s in schemes}
     folds = [f for s in schemes for f in layout[s.name][2]]
-    preds = {s.name: {m: np.full(Y.shape, np.nan) for m in FITTED} for s in schemes}
+    preds = {s.name: {m: np.full(Y.shape, np.nan) for m in methods(defn) if m != "roofline"} for s in schemes}
     # Ordered results: each lands in its fold's rows whatever the worker that computed it.
-    results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_fit_fold)(defn, X, R, Y, f) for f in folds)
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(_fit_fold)(defn, X, R, Y, f, by) for f in folds)
     for fold, fitted in zip(folds, results, strict=True):
         for name, pred in fitted.items():
             preds[fold.scheme][name][fold.test] = pred
         log.debug("%s %s: held out %s", defn.name, fold.scheme, fold.group)
         if on_fold is not None:
-            on_fold(fold, len(fitted))
+            on_fold(fold, len(FITTED))
     roofline = np.column_stack([X[b].to_numpy() for b in defn.base_features])
     out: list[dict] = []
     for scheme in schemes:
-        groups, values, _ = layout[scheme.name]
+        groups, values, scheme_folds_ = layout[scheme.name]
         by_method = {**preds[scheme.name], "roofline": roofline}
         out += _score(defn, frame, scheme, Y, scored, groups, values, by_method)
+        if scheme.split_rows:
+            out += _split_rows(defn, frame, scheme, Y, scored, groups, scheme_folds_, by_method)
     return out
+
+
+def _worst(y: np.ndarray, p: np.ndarray, groups: np.ndarray, values: list, scored: np.ndarray) -> tuple[str, float]:
+    worst, worst_mape = None, -1.0
+    for g in values:
+        sel = (groups == g) & scored
+        if sel.any():
+            mape = metrics(y[sel], p[sel])["mape_pct"]
+            if mape > worst_mape:
+                worst, worst_mape = g, mape
+    return str(worst), worst_mape
 
 
 def _score(defn: ModelDef, frame: pl.DataFrame, scheme: Scheme, Y: np.ndarray, scored: np.ndarray,
@@ -204,23 +294,36 @@ def _score(defn: ModelDef, frame: pl.DataFrame, scheme: Scheme, Y: np.ndarray, s
     out = []
     for j, target in enumerate(defn.target_names):
         y = Y[:, j]
-        for method in METHODS:
+        for method in methods(defn):
             p = preds[method][:, j]
             row = {"model": defn.name, "target": target, "scheme": scheme.name, "method": method,
                    "groups": len(values)}
             row.update(metrics(y[scored], p[scored]))
-            worst, worst_mape = None, -1.0
-            for g in values:
-                sel = (groups == g) & scored
-                if sel.any():
-                    mape = metrics(y[sel], p[sel])["mape_pct"]
-                    if mape > worst_mape:
-                        worst, worst_mape = g, mape
-            row["worst_group"] = str(worst)
-            row["worst_group_mape_pct"] = worst_mape
+            row["worst_group"], row["worst_group_mape_pct"] = _worst(y, p, groups, values, scored)
             if method == "wattlas":
                 row["group_mape_pct"] = _mape_by(groups, y, p, scored)
                 if defn.breakdown:
                     row[f"{defn.breakdown}_mape_pct"] = _mape_by(frame[defn.breakdown].to_numpy(), y, p, scored)
             out.append(row)
+    return out
+
+
+def _split_rows(defn: ModelDef, frame: pl.DataFrame, scheme: Scheme, Y: np.ndarray, scored: np.ndarray,
+                groups: np.ndarray, folds: list[Fold], preds: dict[str, np.ndarray]) -> list[dict]:
+    """One row per fold and method: trained on the other groups, scored on the held-out one."""
+    out = []
+    for fold in folds:
+        trained = "+".join(str(g) for g in sorted(set(groups[fold.train].tolist())))
+        sel = fold.test & scored
+        for j, target in enumerate(defn.target_names):
+            y = Y[:, j]
+            for method in methods(defn):
+                p = preds[method][:, j]
+                row = {"model": defn.name, "target": target, "scheme": f"{scheme.name} {trained} -> {fold.group}",
+                       "method": method, "groups": 1}
+                row.update(metrics(y[sel], p[sel]))
+                row["worst_group"], row["worst_group_mape_pct"] = str(fold.group), row["mape_pct"]
+                if method == "wattlas" and defn.breakdown:
+                    row[f"{defn.breakdown}_mape_pct"] = _mape_by(frame[defn.breakdown].to_numpy(), y, p, sel)
+                out.append(row)
     return out

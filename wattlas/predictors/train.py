@@ -20,7 +20,7 @@ import numpy as np
 
 from .bundle import Predictor, envelope
 from .definitions import get_definition
-from .evaluation import METHOD_TITLES, cross_validate
+from .evaluation import cross_validate, method_titles
 
 log = logging.getLogger("wattlas.predictors")
 
@@ -48,17 +48,18 @@ def training_summary(frame) -> dict:
 
 
 def train(name: str, store=None, *, evaluate: bool = True, schemes: list[str] | None = None,
-          frame=None) -> Predictor:
+          frame=None, include_quick: bool = False) -> Predictor:
     """Fit predictor ``name`` on every row of its training data in ``store``.
 
     With ``evaluate=True`` the grouped cross-validation (all schemes, or ``schemes``) runs
-    first and its table is recorded in the model's metadata and card.
+    first and its table is recorded in the model's metadata and card. ``include_quick`` keeps
+    bench rows from `--quick` runs, as ``predictors evaluate --include-quick`` does.
     """
     from ..store import Store
 
     defn = get_definition(name)
     st = store if isinstance(store, Store) or store is None and frame is not None else Store(store)
-    frame = frame if frame is not None else defn.training_frame(st)
+    frame = frame if frame is not None else defn.training_frame(st, include_quick=include_quick)
     started = time.perf_counter()
     metrics = cross_validate(defn, frame, schemes) if evaluate else []
     X = defn.features(frame)
@@ -81,7 +82,7 @@ def train(name: str, store=None, *, evaluate: bool = True, schemes: list[str] | 
         "limits": list(defn.limits),
         "training_data": training_summary(frame),
         "metrics": metrics,
-        "methods": METHOD_TITLES,
+        "methods": method_titles(defn),
         "schemes": [{"name": s.name, "group": s.group, "description": s.description} for s in defn.schemes],
         "envelope": envelope(X),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
