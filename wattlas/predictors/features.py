@@ -54,6 +54,31 @@ RUNTIME_FEATURES = (
 )
 
 
+#: Output tiles (rows x columns) of common cuBLAS/CUTLASS GEMM kernels: 64- and 128-wide on Ampere,
+#: 128x256 and 256x128 on Hopper. Which one the library picks is unknown, so the wave
+#: quantization of each is a feature. Counted against the GPU's own SMs, these describe how a
+#: shape fills that GPU, which is what carries over to a GPU the model never saw.
+TILE_SHAPES = ((64, 64), (128, 64), (64, 128), (128, 256), (256, 128))
+
+TILE_FEATURES = tuple(
+    item for tm, tn in TILE_SHAPES for item in (
+        (f"wave_eff_{tm}x{tn}", f"tiles / (waves * SMs) for {tm}x{tn} output tiles"),
+        (f"tiles_per_sm_{tm}x{tn}", f"ceil(M/{tm}) ceil(N/{tn}) / SMs"),
+    )
+)
+
+
+def tile_features(m, n, sm_count) -> dict[str, np.ndarray]:
+    """Wave efficiency and tiles per SM for each tile shape of :data:`TILE_SHAPES`."""
+    m, n, sms = (np.asarray(a, dtype=np.float64) for a in (m, n, sm_count))
+    out = {}
+    for tm, tn in TILE_SHAPES:
+        tiles = np.ceil(m / tm) * np.ceil(n / tn)
+        out[f"wave_eff_{tm}x{tn}"] = tiles / (np.ceil(tiles / sms) * sms)
+        out[f"tiles_per_sm_{tm}x{tn}"] = tiles / sms
+    return out
+
+
 def _codes(values) -> tuple[np.ndarray, list]:
     """(integer code per row, distinct values) without Python-level loops over rows."""
     import polars as pl
