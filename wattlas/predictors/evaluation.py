@@ -99,8 +99,10 @@ def breakdowns(defn: ModelDef, frame: pl.DataFrame, y: np.ndarray, pred: np.ndar
         m = frame[defn.size_column].to_numpy()
         out["m_range_mape_pct"] = mape_by_range(m[scored], y[scored], pred[scored])
     if "tensor_parallel" in frame.columns:
-        tp = frame["tensor_parallel"].to_numpy()
-        out["tensor_parallel_mape_pct"] = _mape_by(tp, y, pred, scored & ~frame["tensor_parallel"].is_null().to_numpy())
+        # Rows with no degree (our own bench GEMMs) are left out; integers, so the keys read "8", not "8.0".
+        tp = frame["tensor_parallel"]
+        known = scored & ~tp.is_null().to_numpy()
+        out["tensor_parallel_mape_pct"] = _mape_by(tp.fill_null(0).cast(int).to_numpy(), y, pred, known)
     return out
 
 
