@@ -9,7 +9,10 @@ and calling the single-point API once per row. Single-point latency is the media
 
 Prints one JSON object as its last line.
 
-    python benchmarks/predict.py [--rows 1000000] [--repeat 3]
+    python benchmarks/predict.py [--rows 1000000] [--repeat 3] [--models DIR]
+
+``--models DIR`` times a model trained into DIR (`wattlas predictors train gemm-runtime -o DIR`)
+instead of the shipped one: run both in one session to compare settings.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--single", type=int, default=300, help="single-point calls to time")
+    ap.add_argument("--models", default=None, help="directory of the model files (default: the shipped ones)")
     args = ap.parse_args()
 
     load_start = os.getloadavg()[0]  # the machine may be shared: say how busy it was
@@ -56,7 +60,7 @@ def main() -> None:
     from wattlas.predictors.features import gemm_work, gpu_columns
 
     t0 = time.perf_counter()
-    model = load("gemm-runtime")
+    model = load("gemm-runtime", args.models)
     load_s = time.perf_counter() - t0
     frame = shapes(args.rows)
 
@@ -86,6 +90,7 @@ def main() -> None:
     result = {
         "benchmark": "predict",
         "model": "gemm-runtime",
+        "models_dir": args.models or "shipped",
         "rows": args.rows,
         "predictions_per_s": round(args.rows / batch_s),
         "batch_s": round(batch_s, 4),

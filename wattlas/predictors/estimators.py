@@ -29,6 +29,10 @@ class ResidualBoostingRegressor(RegressorMixin, BaseEstimator):
         with column names (a polars or pandas DataFrame).
     max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization, random_state
         Passed to :class:`~sklearn.ensemble.HistGradientBoostingRegressor`.
+    base_offset : float, default=0.0
+        Added to the base column (same unit) before the log ratio: a fixed cost the physics
+        formula lacks, such as the few microseconds no GPU kernel finishes under. It makes the
+        learned ratio depend less on the GPU where the base is tiny (fast GPUs, small shapes).
 
     Attributes
     ----------
@@ -62,11 +66,13 @@ class ResidualBoostingRegressor(RegressorMixin, BaseEstimator):
         "min_samples_leaf": [Interval(Integral, 1, None, closed="left")],
         "l2_regularization": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
+        "base_offset": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(self, base_feature=None, *, max_iter=300, learning_rate=0.1, max_leaf_nodes=31,
-                 min_samples_leaf=20, l2_regularization=0.0, random_state=0):
+                 min_samples_leaf=20, l2_regularization=0.0, random_state=0, base_offset=0.0):
         self.base_feature = base_feature
+        self.base_offset = base_offset
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -85,7 +91,8 @@ class ResidualBoostingRegressor(RegressorMixin, BaseEstimator):
         base = X[:, list(names).index(self.base_feature)]
         if not np.all(np.isfinite(base) & (base > 0)):
             raise ValueError(f"column {self.base_feature!r} must be finite and > 0 (it is the physics base)")
-        return base
+        # getattr: files saved before the parameter existed load without it.
+        return base + getattr(self, "base_offset", 0.0)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -147,7 +154,8 @@ class MultiTargetResidualRegressor(RegressorMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "base_features": [tuple, list],
-        **{k: v for k, v in ResidualBoostingRegressor._parameter_constraints.items() if k != "base_feature"},
+        **{k: v for k, v in ResidualBoostingRegressor._parameter_constraints.items()
+           if k not in ("base_feature", "base_offset")},
     }
 
     def __init__(self, base_features=(), *, max_iter=300, learning_rate=0.1, max_leaf_nodes=31,

@@ -96,6 +96,43 @@ def _mape_by(keys: np.ndarray, y: np.ndarray, pred: np.ndarray, scored: np.ndarr
     return out
 
 
+#: Ranges of GEMM rows M (tokens) that get their own MAPE: (label, lowest, highest or None).
+M_RANGES = (("1-16", 1, 16), ("17-128", 17, 128), ("129-1024", 129, 1024), (">1024", 1025, None))
+
+
+def mape_by_range(values: np.ndarray, y: np.ndarray, pred: np.ndarray,
+                  ranges: tuple[tuple[str, float, float | None], ...] = M_RANGES) -> dict[str, float]:
+    """MAPE (percent) of the rows whose ``values`` fall in each inclusive range; empty ranges left out.
+
+    >>> mape_by_range(np.array([4, 40]), np.array([1.0, 1.0]), np.array([1.1, 1.3]))
+    {'1-16': 10.0, '17-128': 30.0}
+    """
+    values = np.asarray(values, dtype=np.float64)
+    out = {}
+    for label, lo, hi in ranges:
+        sel = (values >= lo) & (values <= (np.inf if hi is None else hi))
+        if sel.any():
+            out[label] = metrics(y[sel], pred[sel])["mape_pct"]
+    return out
+
+
+def breakdowns(defn: ModelDef, frame: pl.DataFrame, y: np.ndarray, pred: np.ndarray,
+               scored: np.ndarray) -> dict[str, dict[str, float]]:
+    """The model's MAPE by operator (its ``breakdown`` column), by M range and by tensor-parallel degree."""
+    out = {}
+    if defn.breakdown:
+        out[f"{defn.breakdown}_mape_pct"] = _mape_by(frame[defn.breakdown].to_numpy(), y, pred, scored)
+    if defn.size_column and defn.size_column in frame.columns:
+        m = frame[defn.size_column].to_numpy()
+        out["m_range_mape_pct"] = mape_by_range(m[scored], y[scored], pred[scored])
+    if "tensor_parallel" in frame.columns:
+        # Rows with no degree (our own bench GEMMs) are left out; integers, so the keys read "8", not "8.0".
+        tp = frame["tensor_parallel"]
+        known = scored & ~tp.is_null().to_numpy()
+        out["tensor_parallel_mape_pct"] = _mape_by(tp.fill_null(0).cast(int).to_numpy(), y, pred, known)
+    return out
+
+
 def _estimators(defn: ModelDef) -> dict[str, object]:
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.linear_model import LinearRegression
@@ -302,8 +339,7 @@ def _score(defn: ModelDef, frame: pl.DataFrame, scheme: Scheme, Y: np.ndarray, s
             row["worst_group"], row["worst_group_mape_pct"] = _worst(y, p, groups, values, scored)
             if method == "wattlas":
                 row["group_mape_pct"] = _mape_by(groups, y, p, scored)
-                if defn.breakdown:
-                    row[f"{defn.breakdown}_mape_pct"] = _mape_by(frame[defn.breakdown].to_numpy(), y, p, scored)
+                row.update(breakdowns(defn, frame, y, p, scored))
             out.append(row)
     return out
 

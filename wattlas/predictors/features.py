@@ -54,6 +54,35 @@ RUNTIME_FEATURES = (
 )
 
 
+#: Output tiles (rows x columns) of common cuBLAS/CUTLASS GEMM kernels: 64- and 128-wide on Ampere,
+#: 128x256 and 256x128 on Hopper. Which one the library picks is unknown, so the wave
+#: quantization of each is a feature. Counted against the GPU's own SMs, these describe how a
+#: shape fills that GPU, which is what carries over to a GPU the model never saw.
+TILE_SHAPES = ((64, 64), (128, 64), (64, 128), (128, 256), (256, 128))
+
+TILE_FEATURES = tuple(
+    item for tm, tn in TILE_SHAPES for item in (
+        (f"wave_eff_{tm}x{tn}", f"tiles / (waves * SMs) for {tm}x{tn} output tiles"),
+        (f"tiles_per_sm_{tm}x{tn}", f"ceil(M/{tm}) ceil(N/{tn}) / SMs"),
+    )
+)
+
+
+def tile_features(m, n, sm_count) -> dict[str, np.ndarray]:
+    """Wave efficiency and tiles per SM for each tile shape of :data:`TILE_SHAPES`."""
+    m, n, sms = (np.asarray(a, dtype=np.float64) for a in (m, n, sm_count))
+    # Each tile edge's ceil() once: simulators ask for millions of rows, and these are most of the cost.
+    rows = {t: np.ceil(m / t) for t in sorted({tm for tm, _ in TILE_SHAPES})}
+    cols = {t: np.ceil(n / t) for t in sorted({tn for _, tn in TILE_SHAPES})}
+    out = {}
+    for tm, tn in TILE_SHAPES:
+        tiles = rows[tm] * cols[tn]
+        per_sm = tiles / sms
+        out[f"wave_eff_{tm}x{tn}"] = tiles / (np.ceil(per_sm) * sms)
+        out[f"tiles_per_sm_{tm}x{tn}"] = per_sm
+    return out
+
+
 def _codes(values) -> tuple[np.ndarray, list]:
     """(integer code per row, distinct values) without Python-level loops over rows."""
     import polars as pl

@@ -47,6 +47,22 @@ _B200 = {
     "tdp_w": f"{_HGX}: max TDP configurable up to 1,000 W",
 }
 
+#: Measured GPU figures: (value, source) per spec key and column. Only what a cited measurement
+#: gives; everything else stays null (a STREAM-like figure for A100/A40 would need a citable run).
+MEASURED: dict[str, dict[str, tuple[float, str]]] = {
+    "H100-SXM": {
+        "achieved_mem_bw_gbs": (2990.0, "wattlas bench release (H100 SXM5 80GB HBM3, 700 W limit), run "
+                                        "20261123T094234Z-a2821b, `bench colocate` solo `copy` workload: a 1 GiB "
+                                        "device-to-device copy (2 GiB moved) in 0.7183 ms median per iteration"),
+    },
+}
+_NOT_MEASURED = {
+    "achieved_mem_bw_gbs": "no measured copy bandwidth we can cite for this GPU (NVIDIA publishes none; "
+                           "wattlas bench has none): left null rather than guessed",
+    "kernel_launch_us": "NVIDIA publishes no per-GPU kernel launch cost, and the wattlas bench release does "
+                        "not measure it (its timings include host overhead): left null rather than guessed",
+}
+
 
 @dataclass(frozen=True)
 class GpuSpec:
@@ -69,6 +85,11 @@ class GpuSpec:
     l2_mb: float | None
     tdp_w: float | None
     boost_clock_mhz: float | None
+    #: Measured (not datasheet) device-memory bandwidth of a large copy, GB/s: how much of
+    #: ``mem_bw_gbs`` memory-bound kernels reach. Null where no measurement can be cited.
+    achieved_mem_bw_gbs: float | None = None
+    #: Fixed cost of one small kernel, microseconds. Null where no measurement can be cited.
+    kernel_launch_us: float | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def peak_tflops(self, dtype: str) -> float:
@@ -92,6 +113,11 @@ def _spec(key, name, arch, doc, *, fp16, bf16, fp8, tf32, fp32, bw, mem, sm, l2,
     for k in ("peak_bf16_tflops", "peak_fp8_tflops", "peak_tf32_tflops"):
         if values[k] is None:
             src[k] = f"{arch} has no {k.split('_')[1]} tensor-core support"
+    measured = dict(MEASURED.get(key, {}))
+    for col in ("achieved_mem_bw_gbs", "kernel_launch_us"):
+        value, source = measured.get(col, (None, _NOT_MEASURED[col]))
+        values[col] = value
+        src[col] = source
     src.update(notes or {})
     return GpuSpec(key, name, arch, sources=src, **values)
 
