@@ -264,6 +264,7 @@ def predict_cmd(
     """Predict one point from options, or a batch with --input FILE [-o OUT.parquet]."""
     import polars as pl
 
+    from .._imports import ONE_SHOT_UNUSED, hidden_imports
     from ..errors import WattlasError
     from ..predictors import load
 
@@ -273,7 +274,8 @@ def predict_cmd(
         model = llm
     options = dict(locals())  # (a comprehension has its own locals())
     given = {col: options[opt] for opt, col in _POINT_OPTS.items() if options[opt] is not None}
-    predictor = load(name, models)
+    with hidden_imports(ONE_SHOT_UNUSED):  # this process only predicts: sklearn's optional imports would cost 0.3 s+
+        predictor = load(name, models)
     if input_ is not None:
         if given:
             raise WattlasError(f"give either --input or point options ({', '.join(given)}), not both")

@@ -304,7 +304,7 @@ def load(name: str, directory: str | os.PathLike[str] | None = None) -> Predicto
     trial = None if d.resolve() == MODELS_DIR else start_trial_load(path, digest, expanded_bytes)
     if trial is not None:
         try:
-            import skops.io  # noqa: F401  (this process's import overlaps the child's)
+            _skops_io()  # this process's import overlaps the child's
 
             trial.wait()
         finally:
@@ -325,7 +325,7 @@ def load(name: str, directory: str | os.PathLike[str] | None = None) -> Predicto
 
 def _build(path: Path, data: bytes) -> Any:
     """The estimator in ``data``; skops audits its types against :data:`TRUSTED_TYPES` before building any."""
-    import skops.io as sio
+    sio = _skops_io()
     from skops.io.exceptions import UntrustedTypesFoundException
 
     try:
@@ -337,3 +337,13 @@ def _build(path: Path, data: bytes) -> Any:
         ) from e
     except Exception as e:
         raise UntrustedModelError(f"{path} could not be loaded safely ({type(e).__name__}: {e})") from e
+
+
+def _skops_io() -> Any:
+    """``skops.io``, imported without the array-API backends its trusted-type scan would load (PyTorch: seconds)."""
+    from .._imports import ARRAY_API_BACKENDS, hidden_imports
+
+    with hidden_imports(ARRAY_API_BACKENDS):
+        import skops.io
+
+    return skops.io
