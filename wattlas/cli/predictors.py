@@ -211,6 +211,9 @@ _POINT_OPTS = {
 }
 
 
+#: Largest batch `wattlas predict` evaluates with the numpy trees; larger ones use scikit-learn.
+FAST_MAX_ROWS = 100_000
+
 #: --help panels of `predict`: one per predictor, so a user sees what each needs.
 _ALL = "Point inputs: every predictor"
 _GEMM = "Point inputs: gemm-runtime"
@@ -266,7 +269,7 @@ def predict_cmd(
 
     from .._imports import ONE_SHOT_UNUSED, hidden_imports
     from ..errors import WattlasError
-    from ..predictors import load
+    from ..predictors import get_definition, load
 
     if llm is not None:  # --llm: the old spelling, kept hidden so that scripts keep working
         if model is not None and model != llm:
@@ -274,14 +277,19 @@ def predict_cmd(
         model = llm
     options = dict(locals())  # (a comprehension has its own locals())
     given = {col: options[opt] for opt, col in _POINT_OPTS.items() if options[opt] is not None}
-    with hidden_imports(ONE_SHOT_UNUSED):  # this process only predicts: sklearn's optional imports would cost 0.3 s+
-        predictor = load(name, models)
+    get_definition(name)  # an unknown predictor is the first thing to say
     if input_ is not None:
         if given:
             raise WattlasError(f"give either --input or point options ({', '.join(given)}), not both")
         frame = pl.read_csv(input_) if input_.suffix.lower() == ".csv" else pl.read_parquet(input_)
     else:
         frame = pl.DataFrame({c: [v] for c, v in given.items()})
+    # fast: the trees in numpy, without importing scikit-learn (2 s of a one-point prediction). Past
+    # FAST_MAX_ROWS rows scikit-learn's compiled trees (about twice as fast per row) repay that
+    # import. A model the numpy trees do not cover, too, loads with skops, whose optional imports
+    # this process never uses.
+    with hidden_imports(ONE_SHOT_UNUSED):
+        predictor = load(name, models, fast=frame.height <= FAST_MAX_ROWS)
     result = predictor.predict_frame(frame)
     if input_ is not None:  # how far to trust a batch: N of M rows outside the envelope, on which features
         err.print(predictor.domain_summary(frame).line(), markup=False, highlight=False, soft_wrap=True)
