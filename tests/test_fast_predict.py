@@ -249,3 +249,20 @@ def test_node_type_outside_the_allow_list_is_refused_on_the_fast_path(tmp_path: 
     path.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(UntrustedModelError, match="wattlas does not trust that node type"):
         load("training-time", tmp_path, fast=True)
+
+
+def test_numpy_trees_check_their_own_bounds():
+    """Beyond the file checks: a tree whose child leaves it is refused by the evaluator itself."""
+    from wattlas.predictors import fasttrees
+    from wattlas.predictors.modelfile import PREDICTOR_RECORD_DTYPE
+
+    nodes = np.zeros(3, dtype=PREDICTOR_RECORD_DTYPE)
+    nodes["is_leaf"] = [0, 1, 1]
+    nodes["left"], nodes["right"] = [1, 0, 0], [2, 0, 0]
+    forest = fasttrees._flatten([nodes.copy()], 0.5, n_features=1)
+    assert forest.steps == 1
+    for field, value in (("right", 3), ("left", 0), ("feature_idx", 1)):
+        bad = nodes.copy()
+        bad[field][0] = value
+        with pytest.raises(fasttrees.UnsupportedModel):
+            fasttrees._flatten([bad], 0.5, n_features=1)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .modelfile import CheckedModelFile, _attrs, _items, _json_int, _load_array, _resolve
+from .modelfile import PREDICTOR_RECORD_DTYPE, CheckedModelFile, _attrs, _items, _json_int, _load_array, _resolve
 
 _ESTIMATORS = "wattlas.predictors.estimators"
 _RESIDUAL = f"{_ESTIMATORS}.ResidualBoostingRegressor"
@@ -169,8 +169,16 @@ class FastEstimator:
 def read_fast_estimator(path: Path, data: bytes, checked: CheckedModelFile) -> FastEstimator:
     """The trees of ``data`` (the bytes of ``path``, already checked into ``checked``) as a :class:`FastEstimator`.
 
-    Raises :class:`UnsupportedModel` when the model holds anything the evaluator does not implement.
+    Raises :class:`UnsupportedModel` when the model holds anything the evaluator does not implement
+    (or a shape that scikit-learn does not write, which the skops path then judges).
     """
+    try:
+        return _read(data, checked)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise UnsupportedModel(f"an unexpected shape ({type(e).__name__}: {e})") from e
+
+
+def _read(data: bytes, checked: CheckedModelFile) -> FastEstimator:
     walk = checked.walk
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         def array(state: dict) -> np.ndarray:
@@ -253,8 +261,10 @@ def _forest(walk, booster: dict, n_features: int, array: Callable[[dict], np.nda
         raise UnsupportedModel(f"the baseline prediction is {baseline.dtype} of shape {baseline.shape}")
     trees = []
     for iteration in _items(walk, attrs.get("_predictors")):
-        (tree,) = _items(walk, iteration) or [None]  # one tree per iteration (checked above)
-        trees.append(array(_attrs(walk, tree).get("nodes") or {}))
+        tree = _items(walk, iteration)
+        if len(tree) != 1:
+            raise UnsupportedModel(f"an iteration of the booster has {len(tree)} trees")
+        trees.append(array(_attrs(walk, tree[0]).get("nodes") or {}))
     if not trees:
         raise UnsupportedModel("the booster has no trees")
     return _flatten(trees, float(baseline.reshape(-1)[0]), n_features)
@@ -262,11 +272,14 @@ def _forest(walk, booster: dict, n_features: int, array: Callable[[dict], np.nda
 
 def _flatten(trees: list[np.ndarray], baseline: float, n_features: int) -> _Forest:
     """One set of node arrays for all trees, with each tree's child indices shifted by its offset."""
+    if any(t.dtype != PREDICTOR_RECORD_DTYPE or t.ndim != 1 or t.size == 0 for t in trees):
+        raise UnsupportedModel("a tree's nodes are not scikit-learn's node records")
     nodes = np.concatenate(trees)
     leaf = nodes["is_leaf"] != 0
     if np.any(nodes["is_categorical"][~leaf]):
         raise UnsupportedModel("a tree has categorical splits")
     sizes = [len(t) for t in trees]
+    _check_bounds(trees, n_features)
     offsets = np.cumsum([0, *sizes[:-1]]).astype(np.intp)
     shift = np.repeat(offsets, sizes)
     own = np.arange(len(nodes), dtype=np.intp)
@@ -281,6 +294,20 @@ def _flatten(trees: list[np.ndarray], baseline: float, n_features: int) -> _Fore
         value=nodes["value"].astype(np.float64), roots=offsets,
         steps=_depth(left, right, leaf, offsets), baseline=baseline,
     )
+
+
+def _check_bounds(trees: list[np.ndarray], n_features: int) -> None:
+    """Children inside their tree and after their parent, features inside the row: the walk's
+    preconditions (the static checks of :mod:`.modelfile` refuse such files first; this keeps the
+    evaluator safe on its own)."""
+    for t in trees:
+        inner = np.flatnonzero(t["is_leaf"] == 0)
+        for side in ("left", "right"):
+            child = t[side][inner].astype(np.int64)
+            if np.any((child <= inner) | (child >= len(t))):
+                raise UnsupportedModel(f"a tree's {side} child leaves the tree")
+        if np.any(t["feature_idx"][inner] >= n_features) or np.any(t["feature_idx"][inner] < 0):
+            raise UnsupportedModel("a tree splits on a feature the model does not have")
 
 
 def _depth(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, roots: np.ndarray) -> int:
