@@ -266,3 +266,25 @@ def test_numpy_trees_check_their_own_bounds():
         bad[field][0] = value
         with pytest.raises(fasttrees.UnsupportedModel):
             fasttrees._flatten([bad], 0.5, n_features=1)
+
+
+def test_large_batches_use_scikit_learn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Past FAST_MAX_ROWS rows the compiled trees (about twice as fast per row) repay their import."""
+    import wattlas.predictors
+    from wattlas.cli import main
+    from wattlas.cli import predictors as cli_predictors
+
+    calls: list[bool] = []
+
+    def spy(name, directory=None, *, fast=False):
+        calls.append(fast)
+        return load(name, directory, fast=fast)
+
+    monkeypatch.setattr(wattlas.predictors, "load", spy)
+    monkeypatch.setattr(cli_predictors, "FAST_MAX_ROWS", 3)
+    for rows in (3, 4):
+        src = tmp_path / f"in{rows}.parquet"
+        pl.DataFrame({"gpu": ["H100"] * rows, "m": [4096] * rows, "n": [4096] * rows, "k": [4096] * rows,
+                      "dtype": ["bf16"] * rows}).write_parquet(src)
+        assert main(["--quiet", "predict", "gemm-runtime", "--input", str(src), "-o", str(tmp_path / "o.parquet")]) == 0
+    assert calls == [True, False]

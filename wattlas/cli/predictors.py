@@ -211,7 +211,10 @@ _POINT_OPTS = {
 }
 
 
-#: Largest batch `wattlas predict` evaluates with the numpy trees; larger ones use scikit-learn.
+#: Largest batch `wattlas predict` evaluates with the numpy trees; larger ones use scikit-learn,
+#: whose compiled trees take 0.6x the CPU per row on operator-runtime (400 trees, the slowest
+#: model) and so repay their 1.3 s import from about 180,000 rows (at 100,000 rows: 2.2 s CPU in
+#: all with numpy, 2.8 s with scikit-learn; gemm-runtime 0.5 s against 1.4 s).
 FAST_MAX_ROWS = 100_000
 
 #: --help panels of `predict`: one per predictor, so a user sees what each needs.
@@ -285,9 +288,8 @@ def predict_cmd(
     else:
         frame = pl.DataFrame({c: [v] for c, v in given.items()})
     # fast: the trees in numpy, without importing scikit-learn (2 s of a one-point prediction). Past
-    # FAST_MAX_ROWS rows scikit-learn's compiled trees (about twice as fast per row) repay that
-    # import. A model the numpy trees do not cover, too, loads with skops, whose optional imports
-    # this process never uses.
+    # FAST_MAX_ROWS rows scikit-learn's compiled trees repay that import. A model the numpy trees
+    # do not cover, too, loads with skops, whose optional imports this process never uses.
     with hidden_imports(ONE_SHOT_UNUSED):
         predictor = load(name, models, fast=frame.height <= FAST_MAX_ROWS)
     result = predictor.predict_frame(frame)
