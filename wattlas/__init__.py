@@ -10,7 +10,6 @@ Examples
 from __future__ import annotations
 
 import os
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,12 +18,24 @@ if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
-try:
-    __version__ = version("wattlas")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0+unknown"
+#: The installed package's version; read on first use (importlib.metadata costs every command
+#: 25-30 ms of start-up, and only --version and the files that record it need it).
+__version__: str
 
 __all__ = ["__version__", "connect", "sql"]
+
+
+def __getattr__(name: str) -> str:
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("wattlas")
+    except PackageNotFoundError:  # running from a source tree without installing
+        found = "0.0.0+unknown"
+    globals()["__version__"] = found
+    return found
 
 
 def connect(store: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:

@@ -13,13 +13,15 @@ import logging
 import os
 import sys
 import typing
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 from typer.core import TyperOption
 
 from ..errors import WattlasError
+
+if TYPE_CHECKING:
+    import click
 
 app = typer.Typer(
     name="wattlas",
@@ -84,12 +86,27 @@ def _root(
         _common.QUIET = True
 
 
+class _RichOnFirstRecord(logging.Handler):
+    """A rich log handler on stderr, made when the first record comes: rich.logging (with
+    rich.traceback) costs 15 ms of start-up, and most commands log nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rich: logging.Handler | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._rich is None:
+            from rich.logging import RichHandler
+
+            from ._common import err
+
+            self._rich = RichHandler(console=err, show_time=False, show_path=False, markup=False)
+            self._rich.setFormatter(self.formatter)
+        self._rich.emit(record)
+
+
 def _setup_logging(debug: bool) -> None:
-    from rich.logging import RichHandler
-
-    from ._common import err
-
-    handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
+    handler = _RichOnFirstRecord()
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
     logging.getLogger("wattlas").setLevel(logging.DEBUG if debug else logging.INFO)
     logging.getLogger("pooch").setLevel(logging.WARNING)

@@ -215,6 +215,12 @@ _POINT_OPTS = {
 }
 
 
+#: Largest batch `wattlas predict` evaluates with the numpy trees; larger ones use scikit-learn,
+#: whose compiled trees take 0.6x the CPU per row on operator-runtime (400 trees, the slowest
+#: model) and so repay their 1.3 s import from about 180,000 rows (at 100,000 rows: 2.2 s CPU in
+#: all with numpy, 2.8 s with scikit-learn; gemm-runtime 0.5 s against 1.4 s).
+FAST_MAX_ROWS = 100_000
+
 #: --help panels of `predict`: one per predictor, so a user sees what each needs.
 _ALL = "Point inputs: every predictor"
 _GEMM = "Point inputs: gemm-runtime"
@@ -269,8 +275,9 @@ def predict_cmd(
     """Predict one point from options, or a batch with --input FILE [-o OUT.parquet]."""
     import polars as pl
 
+    from .._imports import ONE_SHOT_UNUSED, hidden_imports
     from ..errors import WattlasError
-    from ..predictors import load
+    from ..predictors import get_definition, load
     from ..predictors.guards import domain_warning, predict_checked
 
     if llm is not None:  # --llm: the old spelling, kept hidden so that scripts keep working
@@ -279,13 +286,18 @@ def predict_cmd(
         model = llm
     options = dict(locals())  # (a comprehension has its own locals())
     given = {col: options[opt] for opt, col in _POINT_OPTS.items() if options[opt] is not None}
-    predictor = load(name, models)
+    get_definition(name)  # an unknown predictor is the first thing to say
     if input_ is not None:
         if given:
             raise WattlasError(f"give either --input or point options ({', '.join(given)}), not both")
         frame = pl.read_csv(input_) if input_.suffix.lower() == ".csv" else pl.read_parquet(input_)
     else:
         frame = pl.DataFrame({c: [v] for c, v in given.items()})
+    # fast: the trees in numpy, without importing scikit-learn (2 s of a one-point prediction). Past
+    # FAST_MAX_ROWS rows scikit-learn's compiled trees repay that import. A model the numpy trees
+    # do not cover, too, loads with skops, whose optional imports this process never uses.
+    with hidden_imports(ONE_SHOT_UNUSED):
+        predictor = load(name, models, fast=frame.height <= FAST_MAX_ROWS)
     # Memory fit, power caps and the out-of-domain flags: one shared path for points and batches.
     result, domain = predict_checked(predictor, frame)
     if input_ is not None:  # how far to trust a batch: N of M rows outside the envelope, on which features

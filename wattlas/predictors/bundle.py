@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import WattlasError
 from .definitions import ModelDef, get_definition
 from .features import SPEC_COLUMNS
-from .modelfile import UntrustedModelError, check_model_file, read_model_bytes, start_trial_load
+from .modelfile import UntrustedModelError, check_model_file, inspect_model_file, read_model_bytes, start_trial_load
 
 if TYPE_CHECKING:
     import polars as pl
@@ -53,16 +53,20 @@ def _threadpools():
     return ThreadpoolController()
 
 
-def predict_chunked(fn, frame: pl.DataFrame) -> np.ndarray:
+def predict_chunked(fn, frame: pl.DataFrame, *, limit_openmp: bool = True) -> np.ndarray:
     """``fn(frame)`` with one OpenMP thread per call; big batches in chunks on all cores.
 
     OpenMP's own threading spins at barriers when cores are busy (a 1-row prediction took
     360 ms p90 on a loaded 2-core machine); chunks on a thread pool (numpy, polars and the
     trees release the GIL) keep every core busy without that, and single points pay no thread
-    start-up.
+    start-up. ``limit_openmp=False``: ``fn`` runs no OpenMP code (the numpy trees), so the
+    thread-pool controller is not needed.
     """
+    import contextlib
+
     workers = os.cpu_count() or 1
-    with _threadpools().limit(limits=1, user_api="openmp"):
+    limit = _threadpools().limit(limits=1, user_api="openmp") if limit_openmp else contextlib.nullcontext()
+    with limit:
         if frame.height <= SMALL_BATCH or workers == 1:
             return fn(frame)
         from concurrent.futures import ThreadPoolExecutor
@@ -102,6 +106,13 @@ class Predictor:
     meta: dict
 
     @property
+    def _openmp(self) -> bool:
+        """Whether the estimator's predict runs scikit-learn's OpenMP code (not the numpy trees)."""
+        from .fasttrees import FastEstimator
+
+        return not isinstance(self.estimator, FastEstimator)
+
+    @property
     def name(self) -> str:
         return self.definition.name
 
@@ -119,7 +130,8 @@ class Predictor:
         if not isinstance(frame, pl.DataFrame):
             frame = pl.DataFrame(frame)
         frame = self.definition.check_inputs(frame)
-        return predict_chunked(lambda f: self.estimator.predict(self.definition.features(f)), frame)
+        return predict_chunked(lambda f: self.estimator.predict(self.definition.features(f)), frame,
+                               limit_openmp=self._openmp)
 
     def predict_frame(self, frame) -> pl.DataFrame:
         """``frame`` with the prediction column and ``out_of_domain`` (outside the training envelope)."""
@@ -128,7 +140,7 @@ class Predictor:
         if not isinstance(frame, pl.DataFrame):
             frame = pl.DataFrame(frame)
         X = self.features(frame)
-        pred = np.asarray(predict_chunked(self.estimator.predict, X)).reshape(X.height, -1)
+        pred = np.asarray(predict_chunked(self.estimator.predict, X, limit_openmp=self._openmp)).reshape(X.height, -1)
         cols = [pl.Series(name, pred[:, j]) for j, name in enumerate(self.definition.target_names)]
         return frame.with_columns(*cols, pl.Series("out_of_domain", self.out_of_domain(X)))
 
@@ -279,7 +291,7 @@ def read_meta(name: str, directory: str | os.PathLike[str] | None = None) -> dic
                                   "damaged") from e
 
 
-def load(name: str, directory: str | os.PathLike[str] | None = None) -> Predictor:
+def load(name: str, directory: str | os.PathLike[str] | None = None, *, fast: bool = False) -> Predictor:
     """Load predictor ``name`` (shipped, or from ``directory``), refusing untrusted files.
 
     Raises :class:`UntrustedModelError` when the ``.skops`` file's SHA-256 differs from the one
@@ -287,6 +299,16 @@ def load(name: str, directory: str | os.PathLike[str] | None = None) -> Predicto
     (size, node tree, arrays, tree indices), when it would construct any type outside
     :data:`TRUSTED_TYPES`, or (for a ``directory`` other than the shipped models) when loading
     it in a limited child process crashes, runs out of memory or time.
+
+    By default ``estimator`` is the scikit-learn object skops builds (what ``export-onnx``,
+    refitting or inspection need). ``fast=True`` (what ``wattlas predict`` uses) reads the same
+    verified bytes, after the same hash and static checks, into a
+    :class:`~wattlas.predictors.fasttrees.FastEstimator`: the trees evaluated in numpy, equal to
+    scikit-learn's predictions, without importing scikit-learn or skops (about 2 s of a one-point
+    prediction). It builds no object from the file, so neither skops's type audit nor the child
+    process (which guard skops's loader and scikit-learn's native tree code) has anything to
+    guard; the node types are still limited to the allow-list of the static checks. A model with
+    parts the numpy evaluator does not implement is loaded with skops as without ``fast``.
     """
     definition = get_definition(name)
     d = Path(directory) if directory is not None else MODELS_DIR
@@ -302,22 +324,10 @@ def load(name: str, directory: str | os.PathLike[str] | None = None) -> Predicto
             f"{path}: SHA-256 {digest} differs from the recorded {meta.get('sha256')}; the file was altered "
             "after it was written. Refusing to load it; reinstall wattlas or retrain the model."
         )
-    expanded_bytes = check_model_file(path, data)
-    # A user's directory is untrusted as a whole (its .json hash included): the shipped models
-    # come with the package and skip the child process, which costs a second scikit-learn import.
-    trial = None if d.resolve() == MODELS_DIR else start_trial_load(path, digest, expanded_bytes)
-    if trial is not None:
-        try:
-            import skops.io  # noqa: F401  (this process's import overlaps the child's)
-
-            trial.wait()
-        finally:
-            trial.cancel()
-    est = _build(path, data)
-    from .estimators import MultiTargetResidualRegressor, ResidualBoostingRegressor
-
-    if not isinstance(est, ResidualBoostingRegressor | MultiTargetResidualRegressor):
-        raise UntrustedModelError(f"{path} holds a {type(est).__name__}, not a wattlas predictor")
+    checked = inspect_model_file(path, data)
+    est = _read_fast(path, data, checked) if fast else None
+    if est is None:
+        est = _load_with_skops(d, path, data, digest, checked.expanded_bytes)
     expected = [f for f, _ in definition.feature_doc] if definition.feature_doc else None
     names = list(getattr(est, "feature_names_in_", []))
     if expected and sorted(names) != sorted(expected):
@@ -327,9 +337,39 @@ def load(name: str, directory: str | os.PathLike[str] | None = None) -> Predicto
     return Predictor(definition, est, meta)
 
 
+def _read_fast(path: Path, data: bytes, checked) -> Any:
+    """The numpy evaluator of ``data``'s trees, or None (logged) when the model has parts it does not implement."""
+    from .fasttrees import UnsupportedModel, read_fast_estimator
+
+    try:
+        return read_fast_estimator(path, data, checked)
+    except UnsupportedModel as e:
+        log.info("%s: predicting with scikit-learn (the numpy trees do not cover it: %s)", path, e)
+        return None
+
+
+def _load_with_skops(d: Path, path: Path, data: bytes, digest: str, expanded_bytes: int) -> Any:
+    # A user's directory is untrusted as a whole (its .json hash included): the shipped models
+    # come with the package and skip the child process, which costs a second scikit-learn import.
+    trial = None if d.resolve() == MODELS_DIR else start_trial_load(path, digest, expanded_bytes)
+    if trial is not None:
+        try:
+            _skops_io()  # this process's import overlaps the child's
+
+            trial.wait()
+        finally:
+            trial.cancel()
+    est = _build(path, data)
+    from .estimators import MultiTargetResidualRegressor, ResidualBoostingRegressor
+
+    if not isinstance(est, ResidualBoostingRegressor | MultiTargetResidualRegressor):
+        raise UntrustedModelError(f"{path} holds a {type(est).__name__}, not a wattlas predictor")
+    return est
+
+
 def _build(path: Path, data: bytes) -> Any:
     """The estimator in ``data``; skops audits its types against :data:`TRUSTED_TYPES` before building any."""
-    import skops.io as sio
+    sio = _skops_io()
     from skops.io.exceptions import UntrustedTypesFoundException
 
     try:
@@ -341,3 +381,13 @@ def _build(path: Path, data: bytes) -> Any:
         ) from e
     except Exception as e:
         raise UntrustedModelError(f"{path} could not be loaded safely ({type(e).__name__}: {e})") from e
+
+
+def _skops_io() -> Any:
+    """``skops.io``, imported without the array-API backends its trusted-type scan would load (PyTorch: seconds)."""
+    from .._imports import ARRAY_API_BACKENDS, hidden_imports
+
+    with hidden_imports(ARRAY_API_BACKENDS):
+        import skops.io
+
+    return skops.io

@@ -127,6 +127,27 @@ class _Walk:
     totals: dict[int, tuple[int, int]] = field(default_factory=dict)  # id -> (nodes, height) expanded
     arrays: dict[str, str] = field(default_factory=dict)  # member -> where in the schema
     objects: dict[str, list[dict]] = field(default_factory=dict)  # class -> first occurrences
+    root: dict = field(default_factory=dict)  # the top node
+
+
+#: scikit-learn's ``PREDICTOR_RECORD_DTYPE`` (``ensemble/_hist_gradient_boosting/common.pyx``) on a
+#: 64-bit platform, written out so that checking a file imports no scikit-learn (a test compares them).
+PREDICTOR_RECORD_DTYPE = np.dtype([
+    ("value", np.float64), ("count", np.uint32), ("feature_idx", np.intp), ("num_threshold", np.float64),
+    ("missing_go_to_left", np.uint8), ("left", np.uint32), ("right", np.uint32), ("gain", np.float64),
+    ("depth", np.uint32), ("is_leaf", np.uint8), ("bin_threshold", np.uint8), ("is_categorical", np.uint8),
+    ("bitset_idx", np.uint32),
+])
+
+
+@dataclass(frozen=True)
+class CheckedModelFile:
+    """What :func:`inspect_model_file` read of a file it passed: for readers that build no objects."""
+
+    expanded_bytes: int
+    walk: _Walk
+    headers: dict[str, _ArrayHeader]
+    tree_nodes: dict[str, np.ndarray]  # member -> a tree's checked node records
 
 
 def check_model_file(path: Path, data: bytes) -> int:
@@ -135,6 +156,11 @@ def check_model_file(path: Path, data: bytes) -> int:
     Returns the bytes its members expand to. Raises :class:`UntrustedModelError` naming the file
     and the first problem found.
     """
+    return inspect_model_file(path, data).expanded_bytes
+
+
+def inspect_model_file(path: Path, data: bytes) -> CheckedModelFile:
+    """:func:`check_model_file`, returning what the checks read (node tree, array headers, tree arrays)."""
     try:
         return _check(path, data)
     except UntrustedModelError:
@@ -143,7 +169,7 @@ def check_model_file(path: Path, data: bytes) -> int:
         raise _refuse(path, f"it is not a readable skops file ({type(e).__name__}: {e})") from e
 
 
-def _check(path: Path, data: bytes) -> int:
+def _check(path: Path, data: bytes) -> CheckedModelFile:
     _check_member_count(path, data)
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         expanded_bytes = _check_members(path, zf, len(data))
@@ -153,8 +179,8 @@ def _check(path: Path, data: bytes) -> int:
             raise _refuse(path, "it is not a readable skops file (no schema.json)") from None
         walk = _walk_schema(path, schema)
         headers = {member: _check_array_header(path, zf, member, where) for member, where in walk.arrays.items()}
-        _check_boosters(path, zf, walk, headers)
-    return expanded_bytes
+        tree_nodes = _check_boosters(path, zf, walk, headers)
+    return CheckedModelFile(expanded_bytes, walk, headers, tree_nodes)
 
 
 def _check_member_count(path: Path, data: bytes) -> None:
@@ -203,6 +229,7 @@ def _walk_schema(path: Path, schema: Any) -> _Walk:
     root = _enter(path, walk, schema, "schema", depth=1)
     if not isinstance(root, _Frame):
         raise _refuse(path, "its schema.json does not start with a node")
+    walk.root = root.state
     stack.append(root)
     while stack:
         top = stack[-1]
@@ -385,11 +412,14 @@ def _json_int(walk: _Walk, state: dict | None) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _check_boosters(path: Path, zf: zipfile.ZipFile, walk: _Walk, headers: dict[str, _ArrayHeader]) -> None:
-    """Tree arrays that native prediction code indexes without bounds checks must stay in bounds."""
-    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+def _check_boosters(path: Path, zf: zipfile.ZipFile, walk: _Walk,
+                    headers: dict[str, _ArrayHeader]) -> dict[str, np.ndarray]:
+    """Tree arrays that native prediction code indexes without bounds checks must stay in bounds.
 
+    Returns the checked node arrays by member name.
+    """
     checked: set[int] = set()
+    tree_nodes: dict[str, np.ndarray] = {}
     for booster in walk.objects.get(_BOOSTER, []):
         attrs = _attrs(walk, booster)
         n_features = _json_int(walk, attrs.get("n_features_in_"))
@@ -403,7 +433,8 @@ def _check_boosters(path: Path, zf: zipfile.ZipFile, walk: _Walk, headers: dict[
             for tree in _items(walk, iteration):
                 if tree.get("__class__") != "TreePredictor":
                     raise _refuse(path, "a gradient-boosted model's _predictors holds something other than trees")
-                _check_tree(path, zf, walk, tree, n_features, headers, PREDICTOR_RECORD_DTYPE)
+                member, nodes = _check_tree(path, zf, walk, tree, n_features, headers, PREDICTOR_RECORD_DTYPE)
+                tree_nodes[member] = nodes
                 checked.add(id(tree))
     if any(id(t) not in checked for t in walk.objects.get(_TREE, [])):
         raise _refuse(path, "it holds a tree outside any gradient-boosted model's _predictors")
@@ -413,10 +444,11 @@ def _check_boosters(path: Path, zf: zipfile.ZipFile, walk: _Walk, headers: dict[
             continue
         if flags.get("type") != "numpy" or np.any(_load_array(zf, flags["file"], headers[flags["file"]])):
             raise _refuse(path, "its feature binning marks categorical features, which wattlas models never have")
+    return tree_nodes
 
 
 def _check_tree(path: Path, zf: zipfile.ZipFile, walk: _Walk, tree: dict, n_features: int,
-                headers: dict[str, _ArrayHeader], record_dtype: np.dtype) -> None:
+                headers: dict[str, _ArrayHeader], record_dtype: np.dtype) -> tuple[str, np.ndarray]:
     node_array = _attrs(walk, tree).get("nodes", {})
     if node_array.get("type") != "numpy":
         raise _refuse(path, "a tree in it has no node array")
@@ -441,6 +473,7 @@ def _check_tree(path: Path, zf: zipfile.ZipFile, walk: _Walk, tree: dict, n_feat
                             f"{n_features} features")
     if np.any(nodes["is_categorical"][inner]):
         raise _refuse(path, f"{label} has categorical splits, which wattlas models never have")
+    return member, nodes
 
 
 #: The trial load of a user's model file in a child process may take this long (it imports
