@@ -111,18 +111,21 @@ class _Forest:
 
 @dataclass(frozen=True)
 class _Residual:
-    """One :class:`ResidualBoostingRegressor`: ``base * exp(forest(X with unused columns zeroed))``."""
+    """One :class:`ResidualBoostingRegressor`: ``(base + offset) * exp(forest(X with unused columns zeroed))``."""
 
     base_index: int | None
     base_feature: str | None
     unused: np.ndarray
     forest: _Forest
+    base_offset: float = 0.0  # the estimator's kernel floor (s), added to the physics base
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         base = np.ones(X.shape[0]) if self.base_index is None else X[:, self.base_index]
         if self.base_index is not None and not np.all(np.isfinite(base) & (base > 0)):
             # The same check and message as ResidualBoostingRegressor._base.
             raise ValueError(f"column {self.base_feature!r} must be finite and > 0 (it is the physics base)")
+        if self.base_index is not None:
+            base = base + self.base_offset
         if self.unused.size:
             X = X.copy()
             X[:, self.unused] = 0.0
@@ -239,7 +242,11 @@ def _residual(walk, state: dict, names: tuple[str, ...], array: Callable[[dict],
     if _kind(booster) != _HGB:
         raise UnsupportedModel(f"the booster is a {_kind(booster)}")
     forest = _forest(walk, booster, len(names), array)
-    return _Residual(None if base is None else names.index(base), base, unused, forest)
+    # Files saved before the parameter existed have no base_offset: 0, as the estimator reads them.
+    offset = 0.0 if attrs.get("base_offset") is None else _json(attrs.get("base_offset"))
+    if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not 0 <= offset < float("inf"):
+        raise UnsupportedModel(f"base_offset {offset!r} is not a finite number >= 0")
+    return _Residual(None if base is None else names.index(base), base, unused, forest, float(offset))
 
 
 def _forest(walk, booster: dict, n_features: int, array: Callable[[dict], np.ndarray]) -> _Forest:
