@@ -20,6 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
+from .._parquet import sink_lazy
 from ..errors import InputFormatError, StoreDiskError, quote_input, store_disk_error
 from .parts import first_out_of_bounds, select_table
 
@@ -173,9 +174,10 @@ def convert_csv(
     """
     layout = match_layout(read_header(path, display), layouts, display)
     schema = {c: layout.raw_types[c].read_as for c in layout.header}
-    lf = pl.scan_csv(path, schema=schema, has_header=True, raise_if_empty=True)
+    # The reader numbers the rows itself: a later with_row_index would serialize the stream.
+    lf = pl.scan_csv(path, schema=schema, has_header=True, raise_if_empty=True, row_index_name=row_index)
     if row_index:
-        lf = lf.with_row_index(row_index).with_columns(pl.col(row_index).cast(pl.Int64))
+        lf = lf.with_columns(pl.col(row_index).cast(pl.Int64))
     exprs = []
     for norm, raw in layout.columns.items():
         parse = layout.raw_types[raw].parse
@@ -190,10 +192,7 @@ def convert_csv(
     try:
         # Without projection pushdown every raw column is parsed, so a ragged row or a bad value
         # in a column the table does not keep (e.g. BurstGPT's `Total tokens`) is still caught.
-        lf.sink_parquet(
-            out_path, compression="zstd", statistics=True,
-            optimizations=pl.QueryOptFlags(projection_pushdown=False),
-        )
+        rows = sink_lazy(lf, out_path, optimizations=pl.QueryOptFlags(projection_pushdown=False))
     except (pl.exceptions.PolarsError, OSError) as e:
         out_path.unlink(missing_ok=True)
         raise write_failure(e, out_path, display) or diagnose(path, layout, display) or InputFormatError(
@@ -203,7 +202,7 @@ def convert_csv(
     table = table or (select if isinstance(select, str) else None)
     if table:
         _check_bounds(path, layout, out_path, table, display)
-    return layout, pl.scan_parquet(out_path).select(pl.len()).collect().item()
+    return layout, rows
 
 
 def write_failure(exc: BaseException, out_path: Path, display: str) -> StoreDiskError | None:
