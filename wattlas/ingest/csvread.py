@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .._parquet import sink_lazy
+from .._parquet import sink_options
 from ..errors import InputFormatError, StoreDiskError, quote_input, store_disk_error
 from .parts import first_out_of_bounds, select_table
 
@@ -192,7 +192,10 @@ def convert_csv(
     try:
         # Without projection pushdown every raw column is parsed, so a ragged row or a bad value
         # in a column the table does not keep (e.g. BurstGPT's `Total tokens`) is still caught.
-        rows = sink_lazy(lf, out_path, optimizations=pl.QueryOptFlags(projection_pushdown=False))
+        # polars' own sink, with the shared codec, level and row groups: streaming the batches
+        # through the shared pyarrow writer (smaller files still) was 10-20% slower and took
+        # 150 MiB more, and this path is the one raced against DuckDB's COPY.
+        lf.sink_parquet(out_path, **sink_options(), optimizations=pl.QueryOptFlags(projection_pushdown=False))
     except (pl.exceptions.PolarsError, OSError) as e:
         out_path.unlink(missing_ok=True)
         raise write_failure(e, out_path, display) or diagnose(path, layout, display) or InputFormatError(
@@ -202,7 +205,7 @@ def convert_csv(
     table = table or (select if isinstance(select, str) else None)
     if table:
         _check_bounds(path, layout, out_path, table, display)
-    return layout, rows
+    return layout, pl.scan_parquet(out_path).select(pl.len()).collect().item()
 
 
 def write_failure(exc: BaseException, out_path: Path, display: str) -> StoreDiskError | None:

@@ -116,9 +116,9 @@ def sink_table(lf, table: str, out: Path, *, display: str | None = None, **value
     Values outside the table's declared bounds are refused (:func:`check_bounds`), naming
     ``display`` (the raw file) or else ``out``.
     """
-    from .._parquet import sink_lazy
+    from .._parquet import sink_options
 
-    sink_lazy(select_table(lf, table, **values), out)
+    select_table(lf, table, **values).sink_parquet(out, **sink_options())
     check_bounds(out, table, display or out.name)
     return out
 
