@@ -18,7 +18,9 @@ polars, pyarrow, plotly, scipy.stats), so neither time includes import time.
 
 Prints progress to stderr and, as its last line, one JSON object: ``rows``, ``wattlas_s``,
 ``pandas_s``, ``ratio`` (= pandas_s / wattlas_s), ``peak_rss_mib`` (the wattlas report process),
-``pandas_peak_rss_mib``, ``cpus``. Targets: ratio >= 3, peak_rss_mib <= 2048, wattlas_s < 60.
+``pandas_peak_rss_mib``, ``cpus``, and the store's Parquet against DuckDB's writer on the same
+rows: ``parquet_bytes``, ``duckdb_parquet_bytes``, ``size_ratio``, ``query_s``, ``query_ratio``
+(see ``_parquet_compare.py``). Targets: ratio >= 3, peak_rss_mib <= 2048, wattlas_s < 60.
 
 Usage: ``python benchmarks/analysis.py [--rows N] [--keep DIR]``
 """
@@ -224,6 +226,12 @@ def main() -> None:
         results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
         log(f"{kind}: {results[kind]['seconds']:.1f} s, peak RSS {results[kind]['peak_rss_mib']:.0f} MiB")
     w, p = results["wattlas"], results["pandas"]
+    # The store's Parquet vs DuckDB's writer on the same rows (a child checks they match).
+    from _parquet_compare import run_compare  # benchmarks/ is on sys.path when a script runs
+
+    from wattlas.store import Store
+
+    layout = run_compare(Store(store_dir).table_files("llm_requests"))
     print(json.dumps({
         "rows": args.rows,
         "wattlas_s": round(w["seconds"], 2),
@@ -232,6 +240,7 @@ def main() -> None:
         "peak_rss_mib": round(w["peak_rss_mib"]),
         "pandas_peak_rss_mib": round(p["peak_rss_mib"]),
         "report_bytes": (store_dir.parent / "report.html").stat().st_size,
+        **{k: layout[k] for k in ("parquet_bytes", "duckdb_parquet_bytes", "size_ratio", "query_s", "query_ratio")},
         "cpus": os.cpu_count(),
     }))
 

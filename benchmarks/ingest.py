@@ -7,6 +7,12 @@ log types, ~7% failures), then in the same run times, each in its own process:
   hash the input, write zstd Parquet, commit);
 - DuckDB:  ``COPY (SELECT * FROM read_csv(FILE)) TO 'x.parquet' (FORMAT parquet, COMPRESSION zstd)``.
 
+Both outputs must hold the same rows (count and token sums) before a ratio is printed. Then the
+store's Parquet is compared with DuckDB's writer on the same rows (``parquet_bytes``,
+``duckdb_parquet_bytes``, ``size_ratio``; DuckDB rewrites the store's table, so columns and
+codec match) and the same three queries are timed on both (``query_s``, ``query_ratio``: DuckDB's
+time / ours; see ``_parquet_compare.py``).
+
 Peak RSS is each process's own maximum resident set (``wait4``). The ingest also runs at other
 sizes (default 1M and 20M rows) to show how memory behaves as the file grows: it rises to a
 plateau set by the streaming engine's buffers, then stays flat. The last line printed is one JSON object.
@@ -26,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from _measure import run_child  # benchmarks/ is on sys.path when a script runs
+from _parquet_compare import run_compare
 
 
 def generate(path: Path, rows: int, seed: int = 0) -> None:
@@ -60,6 +67,19 @@ def duckdb_cmd(csv: Path, out: Path) -> list[str]:
     sql = (f"COPY (SELECT * FROM read_csv('{csv}')) TO '{out}' "
            "(FORMAT parquet, COMPRESSION zstd)")
     return [sys.executable, "-c", f"import duckdb; duckdb.sql({sql!r})"]
+
+
+def same_work(store_files: list[Path], duck: Path) -> None:
+    """Refuse to compare unless the store and DuckDB's raw COPY hold the same rows and tokens."""
+    import duckdb
+
+    con = duckdb.connect()
+    ours = con.execute(f"SELECT count(*), sum(input_tokens), sum(output_tokens) FROM read_parquet("
+                       f"{[str(f) for f in store_files]!r})").fetchone()
+    theirs = con.execute(f'SELECT count(*), sum("Request tokens"), sum("Response tokens") FROM '
+                         f"read_parquet('{duck}')").fetchone()
+    if ours != theirs:
+        raise SystemExit(f"wattlas and DuckDB wrote different rows: {ours} vs {theirs}")
 
 
 def main() -> None:
@@ -106,6 +126,13 @@ def main() -> None:
                 }
             print(f"{rows:>10,} rows: wattlas {min(w_times):.2f} s ({max(w_rss):.0f} MiB), "
                   f"duckdb COPY {min(d_times):.2f} s ({max(d_rss):.0f} MiB)", file=sys.stderr)
+        # After every timed child: this process stays small while they run.
+        d = tmp / str(args.rows)
+        ours = sorted((d / "store0" / "tables" / "llm_requests").rglob("*.parquet"))
+        same_work(ours, d / "duck0.parquet")
+        layout = run_compare(ours)
+        result.update({k: layout[k] for k in ("parquet_bytes", "duckdb_parquet_bytes", "size_ratio",
+                                              "query_s", "query_ratio")})
         result["peak_rss_mib_by_rows"] = {str(k): round(v, 1) for k, v in rss_by_rows.items()}
         result["cpus"] = os.cpu_count()
     print(json.dumps(result))

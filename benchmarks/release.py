@@ -14,6 +14,9 @@ every read call (one call is one HTTP range request for a remote reader) and eve
 - ``select``: one minute of one trace, three columns (row-group statistics prune the rest);
 - ``scan``: one column over the whole table (a full aggregate).
 
+``parquet_bytes``, ``duckdb_parquet_bytes`` and ``size_ratio`` compare the two files, and the
+same three queries run on both through DuckDB (``query_s``, ``query_ratio``: DuckDB's time / ours;
+see ``_parquet_compare.py``, which first checks that both files hold the same rows).
 The last line printed is one JSON object.
 
     python benchmarks/release.py [--rows 4000000] [--repeat 2]
@@ -31,6 +34,7 @@ import tempfile
 from pathlib import Path
 
 from _measure import run_child  # benchmarks/ is on sys.path when a script runs
+from _parquet_compare import run_compare
 
 
 def generate(store_root: Path, rows: int, seed: int = 0) -> None:
@@ -141,6 +145,7 @@ def main() -> None:
                                    "--tables", "llm_requests", "--store", str(store), "-o", str(rel)])
             w_times.append(t)
             w_rss.append(rss)
+        layout = run_compare([tmp / "rel0" / "data" / "llm_requests.parquet"], tmp / "duck0.parquet")
         ours = remote_reads(tmp / "rel0" / "data" / "llm_requests.parquet")
         theirs = remote_reads(tmp / "duck0.parquet")
         if ours["select_rows"] != theirs["select_rows"] or ours["scan_sum"] != theirs["scan_sum"]:
@@ -164,6 +169,8 @@ def main() -> None:
             "select_mib": [round(ours["select_bytes"] / 2**20, 3), round(theirs["select_bytes"] / 2**20, 3)],
             "scan_reads": [ours["scan_calls"], theirs["scan_calls"]],
             "scan_mib": [round(ours["scan_bytes"] / 2**20, 3), round(theirs["scan_bytes"] / 2**20, 3)],
+            **{k: layout[k] for k in ("parquet_bytes", "duckdb_parquet_bytes", "size_ratio", "query_s",
+                                      "query_ratio")},
             "cpus": os.cpu_count(),
         }
     print(json.dumps(result))

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from wattlas.errors import InputFormatError, StoreDiskError, quote_input
@@ -189,7 +190,10 @@ def test_disk_full_during_conversion_is_a_store_error(tmp_path, monkeypatch):
     def full(self, path, *args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
+    # Every converter writes through the shared Parquet writer (wattlas._parquet), some
+    # multi-sink ones through polars itself: the disk fills under both.
     monkeypatch.setattr(pl.LazyFrame, "sink_parquet", full)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
     path = write(tmp_path / "in", "BurstGPT_1.csv", BURSTGPT_1)
     with pytest.raises(StoreDiskError) as e:
         ingest("burstgpt", [path], store=tmp_path / "store", workers=1)

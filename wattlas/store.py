@@ -486,9 +486,9 @@ class Transaction:
         else:
             arrow = _conform(_to_arrow(data), schema)
             path = self.new_path(table)
-            import pyarrow.parquet as pq
+            from ._parquet import write_table
 
-            pq.write_table(arrow, path, compression="zstd")
+            write_table(arrow, path)
             rows = arrow.num_rows
         self._parts.setdefault((table, key), []).append((path, rows))
         if scope == "key":
@@ -661,7 +661,6 @@ def _to_arrow(data: Any) -> pa.Table:
 def _conform(table: pa.Table, schema) -> pa.Table:
     """Cast ``table`` to the declared schema; refuse unknown columns and nulls where required."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     extra = set(table.column_names) - set(schema.column_names)
     if extra:
@@ -684,6 +683,8 @@ def _conform(table: pa.Table, schema) -> pa.Table:
         else:
             col = pa.nulls(table.num_rows, field.type)
         if not field.nullable and col.null_count:
+            import pyarrow.compute as pc
+
             first = pc.index(pc.is_null(col), True).as_py()
             raise StoreError(
                 f"table {schema.name!r}, column {field.name!r} may not be null "

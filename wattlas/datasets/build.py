@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._files import sha256_file
+from .._parquet import ParquetSink
 from ..errors import ReleaseError
 from ..schemas import get_table
 from ..store import Store, _quote_ident
@@ -270,7 +271,6 @@ def _rows_per_group(batch: pa.RecordBatch) -> int:
 def _write_table(
     con: duckdb.DuckDBPyConnection, store: Store, table: str, condition: str | None, path: Path, rel_path: str
 ) -> ReleaseTable:
-    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -284,9 +284,7 @@ def _write_table(
     target = release_schema(table)
     info = ReleaseTable(name=table, file=rel_path, condition=condition)
     segments: list[list[Any]] = []
-    writer: pq.ParquetWriter | None = None
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
+    sink: ParquetSink | None = None
     try:
         for batch in reader:
             if batch.num_rows == 0:
@@ -301,38 +299,26 @@ def _write_table(
                     segments.append([source, key, end - start])
                 start = end
             data = _conform_batch(batch.drop_columns([_FILE_COL]), target, table)
-            if writer is None:
+            if sink is None:
                 info.rows_per_group = _rows_per_group(data)
-                # Dictionaries only for strings: on high-cardinality numbers (ids, times, floats)
-                # they fall back to plain after wasting a page, and cost ~35% in size; plain
-                # numbers + zstd match DuckDB's writer. Encodings stay the ones every reader knows.
-                strings = [f.name for f in target if pa.types.is_string(f.type)]
-                writer = pq.ParquetWriter(
-                    path, target, compression="zstd", use_dictionary=strings, write_statistics=True,
-                    write_page_index=True,
-                )
-            pending.append(data)
-            pending_rows += data.num_rows
-            while pending_rows >= info.rows_per_group:
-                whole = pa.Table.from_batches(pending, schema=target)
-                writer.write_table(whole.slice(0, info.rows_per_group), row_group_size=info.rows_per_group)
-                rest = whole.slice(info.rows_per_group)
-                pending = rest.to_batches()
-                pending_rows = rest.num_rows
-        if writer is None:
+                # The store's layout (wattlas._parquet), with row groups sized for remote
+                # range reads and a page index for readers that prune pages.
+                sink = ParquetSink(path, target, row_group_rows=info.rows_per_group, page_index=True)
+            sink.write(data)
+        if sink is None:
             raise ReleaseError(f"table {table!r} has no rows matching {condition}")
-        if pending_rows:
-            writer.write_table(pa.Table.from_batches(pending, schema=target), row_group_size=info.rows_per_group)
         info.segments = [Segment(*s) for s in segments]
         info.rows = sum(s.rows for s in info.segments)
         footer = {
             "format": FOOTER_FORMAT, "table": table,
             "segments": [{"source": s.source, "key": s.key, "rows": s.rows} for s in info.segments],
         }
-        writer.add_key_value_metadata({FOOTER_KEY: json.dumps(footer, separators=(",", ":"))})
-    finally:
-        if writer is not None:
-            writer.close()
+        sink.add_metadata({FOOTER_KEY: json.dumps(footer, separators=(",", ":"))})
+        sink.close()
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
     meta = pq.ParquetFile(path).metadata
     if meta.num_rows != info.rows:  # a cheap guard on the segment bookkeeping
         raise ReleaseError(f"{rel_path}: wrote {meta.num_rows} rows but counted {info.rows}; this is a bug")

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._parquet import ParquetSink
 from ..errors import ReleaseError
 from ..schemas import TABLES, get_table
 from ..store import Store
@@ -257,11 +258,10 @@ def _copy_rows(
     reader: _RowGroupReader, first: int, seg: Segment, out: Path, f: _TableFile, marker: str
 ) -> None:
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     schema = get_table(f.table).arrow_schema()
     row = first
-    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+    with ParquetSink(out, schema) as writer:
         for part in reader.ranges(first, seg.rows):
             src = part.column("source")
             if not pc.all(pc.equal(src, seg.source)).as_py():
@@ -271,7 +271,7 @@ def _copy_rows(
                     f"{seg.source!r}, but row {row + bad} has source {src[bad].as_py()!r}; the release is "
                     "inconsistent"
                 )
-            writer.write_table(part.select(schema.names).cast(schema))
+            writer.write(part.select(schema.names).cast(schema))
             row += part.num_rows
         # Provenance in the file itself: committed with the rows, removed with them.
-        writer.add_key_value_metadata({LOADED_FROM_KEY: marker})
+        writer.add_metadata({LOADED_FROM_KEY: marker})

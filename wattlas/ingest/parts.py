@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 STATS_FILE = "stats.json"
-ROW_GROUP = 1 << 20
 
 
 def record_stats(out_dir: Path, counters: Mapping[str, int]) -> None:
@@ -58,25 +57,17 @@ def collect_stats(root: Path) -> dict[str, int]:
 
 def merge_parts(parts: list[Path], out: Path) -> Path:
     """Concatenate Parquet ``parts`` (same columns) into ``out`` in order, streamed; remove them."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from .._parquet import ParquetSink
+
     schema = pq.read_schema(parts[0])
-    pending: list[pa.Table] = []
-    rows = 0
-    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+    # The sink buffers whole row groups: tiny parts do not become tiny row groups.
+    with ParquetSink(out, schema) as sink:
         for p in parts:
             pf = pq.ParquetFile(p)
             for i in range(pf.num_row_groups):
-                t = pf.read_row_group(i).cast(schema)
-                pending.append(t)
-                rows += t.num_rows
-                # Tiny parts would become tiny row groups: buffer up to ROW_GROUP rows.
-                if rows >= ROW_GROUP:
-                    writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP)
-                    pending, rows = [], 0
-        if pending:
-            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP)
+                sink.write(pf.read_row_group(i).cast(schema))
     for p in parts:
         if p != out:
             p.unlink(missing_ok=True)
@@ -126,7 +117,9 @@ def sink_table(lf, table: str, out: Path, *, display: str | None = None, **value
     Values outside the table's declared bounds are refused (:func:`check_bounds`), naming
     ``display`` (the raw file) or else ``out``.
     """
-    select_table(lf, table, **values).sink_parquet(out, compression="zstd", statistics=True)
+    from .._parquet import sink_options
+
+    select_table(lf, table, **values).sink_parquet(out, **sink_options())
     check_bounds(out, table, display or out.name)
     return out
 

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import polars as pl
 
+from ..._parquet import sink_options
 from ...errors import InputFormatError, quote_input
 from ...schemas import get_table
 from ..csvread import FLOAT, STR, CsvLayout, convert_csv, write_failure
@@ -174,8 +175,9 @@ def _invocations(path: Path, out_dir: Path, display: str, day: int) -> dict[str,
     )
     try:
         pl.collect_all([
-            invocations.sink_parquet(inv, compression="zstd", lazy=True),
-            functions.sink_parquet(fun, compression="zstd", lazy=True),
+            # Two sinks of one scan: polars writes them, with the shared codec and row groups.
+            invocations.sink_parquet(inv, lazy=True, **sink_options()),
+            functions.sink_parquet(fun, lazy=True, **sink_options()),
         ])
     except (pl.exceptions.PolarsError, OSError) as e:
         inv.unlink(missing_ok=True)

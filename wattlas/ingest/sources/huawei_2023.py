@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import polars as pl
 
+from ..._parquet import sink_options
 from ...errors import InputFormatError, quote_input
 from ..csvread import write_failure
 from ..parts import check_bounds, select_table
@@ -176,7 +177,7 @@ def convert(source_id: str, path: Path, out_dir: Path, *, logical: PurePosixPath
     out = out_dir / f"{table}.parquet"
     types = {c: pl.Float64 for c in header if c not in skip}
     try:
-        lf.sink_parquet(out, compression="zstd", statistics=True)
+        lf.sink_parquet(out, **sink_options())
     except (pl.exceptions.PolarsError, OSError) as e:
         out.unlink(missing_ok=True)
         raise write_failure(e, out, display) or locate_bad_cell(path, types, display) or InputFormatError(

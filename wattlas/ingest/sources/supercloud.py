@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 
 import polars as pl
 
+from ..._parquet import sink_options
 from ...errors import InputFormatError, quote_input
 from ...schemas import get_table
 from ..csvread import FLOAT, INT, STR, CsvLayout, RawType, check_bounds_by_file, convert_csv, matching
@@ -269,7 +270,7 @@ def _labels(path: Path, out: Path, display: str) -> Path:
         pl.col("id_job").str.strip_chars().cast(pl.Int64, strict=True).alias("job_id"), pl.col("model").alias("label")
     )
     try:
-        lf.sink_parquet(out)
+        lf.sink_parquet(out, **sink_options())
     except pl.exceptions.PolarsError as e:
         raise locate_bad_cell(path, {"id_job": pl.Int64}, display) or InputFormatError(str(e), file=display) from e
     return out
@@ -440,7 +441,7 @@ def _gpu(items: list[tuple[PurePosixPath, Path]], out_dir: Path) -> tuple[dict[s
     out = out_dir / "gpu_samples.parquet"
     all_files = [f for files in variants.values() for f in files]
     try:
-        pl.concat(frames, how="vertical").sink_parquet(out, compression="zstd", statistics=True)
+        pl.concat(frames, how="vertical").sink_parquet(out, **sink_options())
     except (pl.exceptions.PolarsError, OSError) as e:
         out.unlink(missing_ok=True)
         raise _locate_gpu(all_files) or InputFormatError(
@@ -484,7 +485,7 @@ def _cpu(items: list[tuple[PurePosixPath, Path]], out_dir: Path) -> tuple[dict[s
     )
     out = out_dir / "cpu_samples.parquet"
     try:
-        lf.sink_parquet(out, compression="zstd", statistics=True)
+        lf.sink_parquet(out, **sink_options())
     except (pl.exceptions.PolarsError, OSError) as e:
         out.unlink(missing_ok=True)
         for f in files:

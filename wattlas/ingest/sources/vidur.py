@@ -190,9 +190,9 @@ def convert(source_id: str, path: Path, out_dir: Path) -> dict[str, list[Path]]:
     )
     schema = get_table("operator_times").arrow_schema()
     out = out_dir / "operator_times.parquet"
-    import pyarrow.parquet as pq
+    from ..._parquet import write_table
 
-    pq.write_table(long.select(schema.names).to_arrow().cast(schema), out, compression="zstd")
+    write_table(long.select(schema.names).to_arrow().cast(schema), out)
     wide.unlink()
     check_bounds_by_row(path, out, "operator_times", display)
     return {"operator_times": [out]}
