@@ -46,7 +46,7 @@ import socket
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -418,6 +418,13 @@ class Store:
                 if disk is not None:
                     raise disk from e
                 raise
+            # Still under the lock: clean-up of what this commit made obsolete (an ingest's staging
+            # area) must not race a waiting writer that would claim the same area once we release.
+            for fn in tx._after_commit:
+                try:
+                    fn()
+                except OSError as e:  # the rows are committed; a leftover is only disk space
+                    log.warning("after committing %s: %s", source, e)
 
     def _referenced(self) -> set[Path]:
         return {(self.tables_dir / t / f).resolve() for t, _, _, f in _catalog_files(self.catalog())}
@@ -453,11 +460,16 @@ class Transaction:
         self._dropped_keys: set[str] = set()
         self._dropped_table_keys: set[tuple[str, str]] = set()
         self._n = 0
+        self._after_commit: list[Callable[[], object]] = []
 
     def new_path(self, table: str) -> Path:
         """A fresh temporary Parquet path for a converter that writes ``table`` itself."""
         self._n += 1
         return self.tmp_dir / f"{table}-{self._n:06d}.parquet"
+
+    def after_commit(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` once the commit has succeeded, before the write lock is released."""
+        self._after_commit.append(fn)
 
     def put(
         self, table: str, key: str, data: pa.Table | pl.DataFrame | Path | str, *, scope: str = "key"

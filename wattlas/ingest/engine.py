@@ -358,7 +358,8 @@ def ingest(
         for key, batches in keys.items():
             parts = _key_parts(run.module, source.id, key, batches, staging)
             _put_key(tx, key, parts, batches, report, run.archive_shas)
-    shutil.rmtree(staging, ignore_errors=True)
+        # Removed under the lock: a run waiting for it claims this same staging area next.
+        tx.after_commit(lambda: shutil.rmtree(staging, ignore_errors=True))
     report.seconds = time.perf_counter() - started
     return report
 
