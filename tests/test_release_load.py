@@ -171,6 +171,7 @@ def test_every_column_type_round_trips(tmp_path, monkeypatch):
         "timestamp[us, UTC]": [datetime(2024, 1, 1, tzinfo=UTC), None, datetime(2000, 2, 29, 12, tzinfo=UTC)],
         "date": [date(2024, 1, 1), None, date(1970, 1, 1)],
         "list<string>": [["r1-n1", "r2-n2"], None, []],
+        "list<float64>": [[0.0, 2.5], None, []], "list<int64>": [[3, 0], None, []],
     }
     data = pa.table({c.name: pa.array(values[c.type], arrow_type(c.type)) for c in cols})
     store = Store(tmp_path / "store")

@@ -85,6 +85,8 @@ DATA_TYPES = {
     "timestamp[us, UTC]": "sc:DateTime",
     "date": "sc:Date",
     "list<string>": "sc:Text",  # with isArray (see _record_set)
+    "list<float64>": "sc:Float",
+    "list<int64>": "sc:Integer",
 }
 
 SOURCE_COLUMN = Column(

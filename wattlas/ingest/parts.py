@@ -91,6 +91,7 @@ def polars_type(name: str):
         "string": pl.String, "bool": pl.Boolean, "int32": pl.Int32, "int64": pl.Int64,
         "float32": pl.Float32, "float64": pl.Float64, "timestamp[us]": pl.Datetime("us"),
         "timestamp[us, UTC]": pl.Datetime("us", "UTC"), "date": pl.Date, "list<string>": pl.List(pl.String),
+        "list<float64>": pl.List(pl.Float64), "list<int64>": pl.List(pl.Int64),
     }[name]
 
 

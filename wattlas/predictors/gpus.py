@@ -33,6 +33,19 @@ _DS = {
     "B200": "NVIDIA HGX B200 / DGX B200 datasheet (per-GPU figures = system figures / 8)",
 }
 _UNPUBLISHED = "not published in NVIDIA's datasheet: left null rather than guessed"
+_HGX = "NVIDIA HGX B200 specifications (nvidia.com/en-us/data-center/hgx/), individual Blackwell GPU column"
+_DGX = "NVIDIA DGX B200 datasheet (8 GPUs per system)"
+_B200 = {
+    "peak_fp16_tflops": f"{_HGX}: FP16/BF16 Tensor Core 4.5 PFLOPS with sparsity, halved to dense",
+    "peak_bf16_tflops": f"{_HGX}: FP16/BF16 Tensor Core 4.5 PFLOPS with sparsity, halved to dense",
+    "peak_fp8_tflops": f"{_HGX}: FP8/FP6 Tensor Core 9 PFLOPS with sparsity, halved to dense",
+    "peak_tf32_tflops": f"{_HGX}: TF32 Tensor Core 2.2 PFLOPS with sparsity, halved to dense",
+    "peak_fp32_tflops": f"{_HGX}: FP32 75 TFLOPS",
+    "mem_bw_gbs": f"{_DGX}: 64 TB/s HBM3e bandwidth / 8 GPUs (the HGX table lists 7.7 TB/s per GPU)",
+    "memory_gb": f"{_DGX}: 1,440 GB GPU memory / 8 GPUs (HGX table: 180 GB HBM3E; the 2024 Blackwell "
+                 "datasheet said up to 192 GB)",
+    "tdp_w": f"{_HGX}: max TDP configurable up to 1,000 W",
+}
 
 
 @dataclass(frozen=True)
@@ -110,7 +123,7 @@ SPECS: dict[str, GpuSpec] = {s.key: s for s in (
     _spec("H200-SXM", "H200 SXM 141GB", "Hopper", "H200", fp16=989.4, bf16=989.4, fp8=1978.9, tf32=494.7,
           fp32=66.9, bw=4800.0, mem=141.0, sm=132, l2=50.0, tdp=700.0, clock=1980.0),
     _spec("B200", "B200 (HGX)", "Blackwell", "B200", fp16=2250.0, bf16=2250.0, fp8=4500.0, tf32=1100.0,
-          fp32=None, bw=8000.0, mem=180.0, sm=None, l2=None, tdp=1000.0, clock=None),
+          fp32=75.0, bw=8000.0, mem=180.0, sm=None, l2=None, tdp=1000.0, clock=None, notes=_B200),
 )}
 
 #: Short names people type, and the labels raw data sets use.
@@ -121,6 +134,7 @@ ALIASES = {
     # Names NVML reports (`nvidia-smi --query-gpu=name`).
     "NVIDIA-H100-80GB-HBM3": "H100-SXM", "NVIDIA-H100-PCIE": "H100-PCIe", "NVIDIA-H200": "H200-SXM",
     "NVIDIA-A100-SXM4-80GB": "A100-SXM4-80GB", "NVIDIA-A40": "A40", "NVIDIA-L4": "L4", "NVIDIA-L40S": "L40S",
+    "NVIDIA-B200": "B200",
 }
 
 DTYPE_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1}

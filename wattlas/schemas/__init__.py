@@ -13,10 +13,10 @@ Examples
 from __future__ import annotations
 
 from ..errors import UnknownTableError
-from . import bench, core, hpc, llm, measurements, serverless
+from . import bench, core, hpc, llm, measurements, serverless, serving
 from ._base import TYPE_NAMES, Column, TableSchema, arrow_type
 
-_MODULES = (core, llm, serverless, hpc, bench, measurements)
+_MODULES = (core, llm, serverless, hpc, bench, measurements, serving)
 
 TABLES: dict[str, TableSchema] = {t.name: t for m in _MODULES for t in m.TABLES}
 

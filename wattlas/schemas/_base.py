@@ -20,6 +20,8 @@ TYPE_NAMES = {
     "timestamp[us, UTC]": "TIMESTAMP WITH TIME ZONE",
     "date": "DATE",
     "list<string>": "VARCHAR[]",
+    "list<float64>": "DOUBLE[]",
+    "list<int64>": "BIGINT[]",
 }
 
 
@@ -40,6 +42,8 @@ def arrow_type(name: str) -> pa.DataType:
         # As polars writes it (64-bit offsets, item field "element"), so that the store's check of
         # a converter's Parquet schema matches; pyarrow writers keep it through the Arrow metadata.
         "list<string>": pa.large_list(pa.field("element", pa.large_string())),
+        "list<float64>": pa.large_list(pa.field("element", pa.float64())),
+        "list<int64>": pa.large_list(pa.field("element", pa.int64())),
     }
     try:
         return types[name]
