@@ -153,11 +153,12 @@ def _trace(model, g, row: dict, cap: int, idle_w: float, out_envelope: tuple[flo
     window_w = (active_j + idle_j) / lengths
     # Out of domain: each window's batch through the model's envelope, each request's output length.
     X = model.features(pl.DataFrame({**{k: [v] * b_eff.size for k, v in row.items()}, "batch_size": b_eff}))
-    ood = {k: v[idx] for k, v in model.out_of_domain_by_feature(X).items()}
+    # The windows' output length is the trace's mean: requests are checked one by one instead.
+    ood = {k: v[idx] for k, v in model.out_of_domain_by_feature(X).items() if k != "log2_output_tokens"}
     lo, hi = out_envelope
     ood_out = (out < lo) | (out > hi)
-    if ood_out.any():
-        ood["output_tokens"] = ood_out
+    if ood_out.any():  # named after the feature, so that its envelope (log2 tokens) reads beside it
+        ood["log2_output_tokens"] = ood.get("log2_output_tokens", np.zeros(out.size, dtype=bool)) | ood_out
     e_req = out * ept[idx]
     cols = {
         "prefill_s_est": np.full(out.size, pre_s), "decode_s_est": out * cv.at(b_eff, "itl_s")[idx],
