@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+import wattlas
 import wattlas.predictors
 from wattlas.predictors.serving import from_table, model_group, physics_frame
 
@@ -45,8 +46,9 @@ def _hand_config() -> dict:
 
 
 def test_model_groups_merge_precision_and_finetune_variants():
-    same = {model_group(m, 235, 22) for m in ("Qwen/Qwen3-235B-A22B-Instruct-2507", "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8",
-                                               "Qwen/Qwen3-235B-A22B-Thinking-2507-FP8")}
+    names = ("Qwen/Qwen3-235B-A22B-Instruct-2507", "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8",
+             "Qwen/Qwen3-235B-A22B-Thinking-2507-FP8")
+    same = {model_group(m, 235, 22) for m in names}
     assert same == {"qwen3 235B/A22B"}
     assert model_group("meta-llama/Llama-3.1-70B-Instruct", 70, 70) == model_group("meta-llama/Llama-3.3-70B-Instruct",
                                                                                    70, 70)
@@ -95,8 +97,9 @@ def test_training_rows_are_text_llm_configurations_sorted(tmp_path: Path):
 def test_evaluate_prints_grouped_cv_table_with_baselines():
     import subprocess
 
-    out = subprocess.run([sys.executable, "-m", "wattlas", "predictors", "evaluate", "serving-energy", "--format", "csv"],
-                         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    args = [sys.executable, "-m", "wattlas", "predictors", "evaluate", "serving-energy", "--format", "csv"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(wattlas.__file__).parents[1])})
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
     cells = {(r["target"], r["scheme"], r["method"]) for r in rows}
     targets = {"energy_per_token_j", "avg_power_w", "median_itl_s"}
@@ -129,8 +132,10 @@ def test_hand_check_measured_configuration_as_a_trace():
     cv = next(m for m in meta["metrics"] if m["method"] == "wattlas" and m["target"] == "energy_per_token_j"
               and m["scheme"] == "leave-one-model-out")
     # Little's law puts about the measured batch in flight ...
-    assert summary["batch_est_mean"] == pytest.approx(conf["avg_batch_size"], rel=0.25)
+    assert summary["batch_est_mean"] == pytest.approx(conf["avg_batch_size"], rel=0.10)
     assert not summary["capped"] and summary["idle_energy_kwh_est"] == 0.0
-    # ... and the energy per output token comes back within the recorded cross-validation error.
+    # ... and the energy per output token comes back within the recorded cross-validation error
+    # (leave-one-model-out MAPE of dense models; 0.274 J vs 0.2627 J measured when written).
     ape = abs(summary["energy_per_output_token_j_est"] / conf["energy_per_token_joules"] - 1) * 100
-    assert ape <= cv["p90_ape_pct"], (summary["energy_per_output_token_j_est"], ape, cv["p90_ape_pct"])
+    tolerance = cv["architecture_mape_pct"]["dense"]
+    assert ape <= tolerance, (summary["energy_per_output_token_j_est"], ape, tolerance)
