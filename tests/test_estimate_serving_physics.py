@@ -84,3 +84,31 @@ def test_kv_memory_caps_the_littles_law_batch():
     # The memory check verified the batch Little's law gave, not the fixed --decode-batch.
     mem = info["memory"]
     assert mem["batch"] == 46 and mem["batch_source"] == "Little's law, busiest window" and mem["fits"]
+
+
+def test_anchor_counts_two_all_reduces_per_layer_on_several_gpus():
+    from wattlas.predictors.serving import ALLREDUCE_S, physics_frame
+
+    rows = pl.DataFrame({"gpu": ["H100", "H100"], "num_gpus": [1, 8], "total_params_b": [405.0, 405.0],
+                         "activated_params_b": [405.0, 405.0], "precision": ["fp8", "fp8"],
+                         "batch_size": [64.0, 64.0], "output_tokens": [500.0, 500.0]})
+    f = physics_frame(rows)
+    layers = 32.0 * (405.0 / 8.0) ** 0.35
+    assert round(layers) == 126  # Llama-3.1-405B's config.json
+    assert f["t_comm_s"].to_list() == pytest.approx([0.0, 2 * layers * ALLREDUCE_S])
+    itl = f["itl_phys_s"].to_numpy()
+    assert itl[1] == pytest.approx(f["t_mem_s"][1] + f["t_comp_s"][1] + f["t_comm_s"][1])
+
+
+def test_shipped_card_records_the_dense_leave_one_model_out_figures():
+    import json
+    from pathlib import Path
+
+    import wattlas.predictors
+
+    meta = json.loads((Path(wattlas.predictors.__file__).parent / "models" / "serving-energy.json").read_text())
+    row = next(r for r in meta["metrics"] if r["target"] == "energy_per_token_j"
+               and r["scheme"] == "leave-one-model-out" and r["method"] == "wattlas")
+    # 12.4 % and 26.4 % for Llama-3.1-405B without the all-reduce term; the 10 % target is still missed.
+    assert 10.0 < row["architecture_mape_pct"]["dense"] < 11.0
+    assert row["group_mape_pct"]["llama 405B"] < 20.0
