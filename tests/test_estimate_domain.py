@@ -69,12 +69,13 @@ ROWS = [IN_DOMAIN] * 30 + [LONG_PROMPT] * 6 + [LONG_ANSWER] * 4
 
 def test_estimate_reports_out_of_domain_share_and_every_method(tmp_path: Path, store_dir: Path, capsys):
     store = _store(tmp_path, store_dir, ROWS, step_s=600.0)  # sparse: 6.5 h, one GPU keeps up
-    out, err = _estimate(store, capsys, "--format", "json")
+    # Since issue 14 the default is serving-energy; llm-energy is selected here to check its envelope.
+    out, err = _estimate(store, capsys, "--format", "json", "--method", "llm-energy")
     summary = json.loads(out)  # stdout is one clean JSON document
     methods = {m["method"]: m for m in summary["methods"]}
-    assert set(methods) == {"llm-energy", "operator-runtime"}
-    assert methods["llm-energy"]["default"] and not methods["operator-runtime"]["default"]
-    assert summary["default_method"] == "llm-energy" and "measured" in summary["default_reason"]
+    assert set(methods) == {"serving-energy", "llm-energy", "operator-runtime"}
+    assert methods["serving-energy"]["default"] and not methods["llm-energy"]["default"]
+    assert summary["default_method"] == "serving-energy" and "measurements" in summary["default_reason"]
 
     expected = _independent_ood(ROWS)
     assert sum(expected) == 10
@@ -84,7 +85,7 @@ def test_estimate_reports_out_of_domain_share_and_every_method(tmp_path: Path, s
     assert t["out_of_domain_features"]["log2_tokens"] == 6 and t["out_of_domain_features"]["log2_output"] == 4
     # The energy share is the energy of exactly those requests (per-request output, -o).
     pq = tmp_path / "per_request.parquet"
-    _estimate(store, capsys, "--format", "json", "-o", str(pq))
+    _estimate(store, capsys, "--format", "json", "--method", "llm-energy", "-o", str(pq))
     per = pl.read_parquet(pq).sort("request_id")
     assert per["out_of_domain"].to_list() == expected
     share = per.filter(pl.col("out_of_domain"))["energy_j_est"].sum() / per["energy_j_est"].sum()
@@ -106,17 +107,17 @@ def test_estimate_table_prints_methods_side_by_side_on_stderr(tmp_path: Path, st
     df = pl.read_csv(out.encode())  # stdout stays one CSV table, the selected method's figures
     assert df.height == 1 and df["trace"].to_list() == ["conv"]
     lines = err.splitlines()
-    default = next(ln for ln in lines if ln.strip().startswith("* llm-energy"))
+    default = next(ln for ln in lines if ln.strip().startswith("llm-energy"))
     selected = next(ln for ln in lines if ln.strip().startswith("operator-runtime"))
     assert "(selected)" in selected and "out of domain: 25.0% of requests" in default
     assert any(ln.startswith("Methods for trace conv: energy ") and " kWh" in ln for ln in lines)
-    assert any("default: llm-energy: trained on measured GPU energy" in ln for ln in lines)
+    assert any("default: serving-energy: trained on real serving-engine measurements" in ln for ln in lines)
     assert float(df["energy_kwh_est"][0]) > 0
 
 
 def test_estimate_says_how_many_gpus_a_dense_trace_needs(tmp_path: Path, store_dir: Path, capsys):
     store = _store(tmp_path, store_dir, [IN_DOMAIN] * 40, step_s=0.05)  # 40 requests in 2 s
-    out, err = _estimate(store, capsys, "--format", "json")
+    out, err = _estimate(store, capsys, "--format", "json", "--method", "llm-energy")
     summary = json.loads(out)
     (row,) = summary["traces"]
     (t,) = next(m for m in summary["methods"] if m["selected"])["traces"]

@@ -318,11 +318,15 @@ def estimate_cmd(
     model: Annotated[str, typer.Option(help="LLM served: " + "llama-3-8b, llama-2-7b, llama-2-70b, llama-3-70b.")],
     trace: Annotated[str | None, typer.Option(help="One trace of the source (default: all).")] = None,
     power_limit: Annotated[float | None, typer.Option(help="GPU power limit (W); default: TDP.")] = None,
-    decode_batch: Annotated[int, typer.Option(help="Requests decoded together (continuous batching).")] = 16,
+    decode_batch: Annotated[int, typer.Option(help="llm-energy, operator-runtime: requests decoded together "
+                                              "(continuous batching).")] = 16,
+    max_num_seqs: Annotated[int, typer.Option(help="serving-energy: the engine's cap on requests in flight "
+                                              "(vLLM max_num_seqs); the batch comes from the trace's load.")] = 256,
     tensor_parallel: Annotated[int, typer.Option(help="Tensor-parallel degree (GPUs per replica).")] = 1,
     dtype: Annotated[str, typer.Option(help="Weights/activations dtype.")] = "bf16",
-    method: Annotated[str, typer.Option(help="auto (llm-energy when a model exists), llm-energy, or "
-                                        "operator-runtime (layer operators + assumed board power).")] = "auto",
+    method: Annotated[str, typer.Option(help="auto (serving-energy when a model exists), serving-energy "
+                                        "(ML.ENERGY vLLM measurements), llm-energy, or operator-runtime (layer "
+                                        "operators + assumed board power).")] = "auto",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write per-request estimates "
                                                 "(Parquet).")] = None,
     store: StoreOpt = None,
@@ -335,6 +339,7 @@ def estimate_cmd(
     from ..predictors.estimate import Assumptions, estimate_trace, report_lines
 
     assumptions = Assumptions(gpu=gpu, model=model, power_limit_w=power_limit, decode_batch=decode_batch,
+                              max_num_seqs=max_num_seqs,
                               tensor_parallel=tensor_parallel, dtype=dtype)
     st = open_store(store, write=False)
     source, trace = resolve_selection(st, "llm_requests", source, trace)

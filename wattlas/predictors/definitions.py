@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import WattlasError
 from . import features as F
+from .serving import FEATURES as SERVING_FEATURES
 
 log = logging.getLogger("wattlas.predictors")
 
@@ -648,8 +649,98 @@ LLM_ENERGY = ModelDef(
     "to that time at full board power",
 )
 
+
+def _serving_features(frame: pl.DataFrame):
+    from .serving import features
+
+    return features(frame)
+
+
+def _serving_raw(frame: pl.DataFrame):
+    from .serving import raw_features
+
+    return raw_features(frame)
+
+
+def _serving_training(store: Store, include_quick: bool = False) -> pl.DataFrame:
+    from .serving import training_frame
+
+    return training_frame(store)
+
+
+SERVING_ENERGY = ModelDef(
+    name="serving-energy",
+    title="Energy per output token, average power and median inter-token latency of an LLM served by a "
+    "continuous-batching engine (vLLM), from model size, precision, GPUs, parallelism, batch and output length",
+    target="energy_per_token_j", target_unit="J per output token",
+    targets=(("energy_per_token_j", "J", "energy_per_token_phys_j"), ("avg_power_w", "W", "power_phys_w"),
+             ("median_itl_s", "s", "itl_phys_s")),
+    inputs=(
+        Input("gpu", "str", "GPU name or spec key"),
+        Input("total_params_b", "float", "total parameters", "billions"),
+        Input("activated_params_b", "float", "parameters active per token (MoE); NaN: all (dense)", "billions",
+              _NAN),
+        Input("precision", "str", "weight precision: bf16, fp8, mxfp4", default="bf16"),
+        Input("architecture", "str", "dense, moe, hybrid (Mamba-Transformer) or auto (MoE if fewer active "
+              "parameters)", default="auto"),
+        Input("num_gpus", "int", "GPUs serving one deployment", default=1),
+        Input("tensor_parallel", "int", "tensor-parallel degree", default=1),
+        Input("expert_parallel", "int", "expert-parallel degree", default=1),
+        Input("data_parallel", "int", "data-parallel degree (attention replicas)", default=1),
+        Input("batch_size", "float", "average sequences decoded at once, whole deployment", "sequences"),
+        Input("output_tokens", "float", "average output tokens per request", "tokens"),
+    ),
+    base_feature="energy_per_token_phys_j",
+    features=_serving_features, raw_features=_serving_raw, training_frame=_serving_training,
+    schemes=(
+        Scheme("leave-one-model-out", "model_group", "hold out one base model with all its precision and "
+               "fine-tune variants (e.g. Qwen3-235B-A22B Instruct, Thinking and their FP8 twins)"),
+        Scheme("leave-one-gpu-out", "gpu", "train on the other GPU type (H100 <-> B200), predict this one"),
+        Scheme("leave-one-task-out", "task", "hold out one benchmark task (lm-arena-chat, gpqa, sourcegraph-fim)"),
+    ),
+    sources=("mlenergy-v3 (serving_energy, text-LLM tasks lm-arena-chat, gpqa, sourcegraph-fim)",),
+    licence="ML.ENERGY leaderboard data: no licence stated (not redistributable); cite Chung et al., The ML.ENERGY "
+    "Benchmark, NeurIPS Datasets and Benchmarks 2025",
+    limits=(
+        "Trained on ML.ENERGY Benchmark v3 text-LLM configurations only (tasks lm-arena-chat, gpqa, "
+        "sourcegraph-fim): vLLM with continuous batching, H100 SXM and B200, 1-8 GPUs, 8B-671B parameters, dense, "
+        "MoE and Mamba-Transformer hybrid, bf16/fp8/mxfp4 weights. Multimodal and diffusion tasks are left out.",
+        "Every configuration ran saturated (achieved batch within 15 % of max_num_seqs), so `batch_size` is the "
+        "engine's average concurrency; power and energy at a lower load than the cap come from the configuration "
+        "with that smaller batch, not from measurements of an under-loaded server.",
+        "Energy per token is all GPUs' energy per output token, prefill included, at the benchmark's prompt "
+        "lengths (not in the data): prompt-heavy work (sourcegraph-fim) costs more per output token.",
+        "Task is not an input (a user's trace is no benchmark task): leave-one-task-out measures what that costs.",
+        "GPU energy only (Zeus, NVML); host, network and cooling are not counted.",
+        "H100 <-> B200: leave-one-GPU-out energy MAPE 30.9 % (roofline 45.7 %; dense 23.8 %): power transfers best "
+        "(21.9 %), latency least (32.4 %; B200 runs small models far above their memory-bound ITL, so host and "
+        "launch overheads that the physics does not see dominate). Train on both GPUs' rows for either.",
+        "Dense leave-one-model-out energy MAPE 10.5 %: the 10 % target is missed by half a point (Llama-3.1-405B "
+        "15.7 %, the only dense model above 70B). The all-reduce term of the anchor was chosen by nested "
+        "leave-one-model-out (18 of 18 outer folds); the hyper-parameters were checked the same way against three "
+        "alternatives (18 of 18 folds kept them), but they were first set on these folds, so the figure may "
+        "still be slightly optimistic.",
+        "Backend effect, measured (H100 SXM, Llama-3-8B class, GPU energy per output token, prefill included): our "
+        "`wattlas bench llm` e2e runs (transformers eager, 512 prompt + 64 output tokens, train-store H100 release) "
+        "0.615 J at batch 16 and 0.303 J at batch 64; ML.ENERGY vLLM lm-arena-chat at max_num_seqs 16 / 64: "
+        "Llama-3.1-8B-Instruct 0.263 / 0.119 J, Qwen3-8B 0.259 / 0.119 J. Eager costs 2.34-2.38x (batch 16) and "
+        "2.54-2.55x (batch 64) the serving engine's energy per token; its decode step is 36 ms vs vLLM's 7.9 ms "
+        "ITL at batch 16 at 246 W vs 513 W. Our runs' 8 prompt tokens per output token (vs about 1 in chat) "
+        "inflate the ratio; decode alone (e2e minus interpolated prefill) is 1.7x at batch 16.",
+    ),
+    # Small trees: 18 model groups, 565 rows. Parameter count and size enter through the physics
+    # times only (raw parameter counts let the trees memorise models; leave-one-model-out was worse).
+    # Nested leave-one-model-out kept these settings in 18 of 18 outer folds against min_samples_leaf
+    # 20 / 4 leaves / l2 1.0 and against dropping the GPU spec columns (docs/predictors.md).
+    params={"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 7, "min_samples_leaf": 10},
+    feature_doc=SERVING_FEATURES,
+    breakdown="architecture",
+    targets_doc="energy per output token (J, all GPUs), average power (W, all GPUs) and median inter-token "
+    "latency (s); each learned as the log ratio to its physics base (see wattlas.predictors.serving)",
+)
+
 DEFINITIONS: dict[str, ModelDef] = {d.name: d for d in (OPERATOR_RUNTIME, GEMM_RUNTIME, TRAINING_POWER,
-                                                        TRAINING_TIME, INTERFERENCE, LLM_ENERGY)}
+                                                        TRAINING_TIME, INTERFERENCE, LLM_ENERGY, SERVING_ENERGY)}
 
 
 def register(defn: ModelDef) -> None:

@@ -71,9 +71,26 @@ class Assumptions:
     decode_batch: int = 16
     tensor_parallel: int = 1
     dtype: str = "bf16"
+    #: serving-energy: the engine's cap on sequences in flight (vLLM's max_num_seqs).
+    max_num_seqs: int = 256
 
     def describe(self, tdp_w: float | None, power_w: float, method: str = "") -> list[str]:
         cfg = LLMS[self.model]
+        if method.startswith("serving-energy"):
+            from .serving_estimate import WINDOW_S
+
+            return [
+                f"model {self.model} ({cfg.source}), dense, {normalize_dtype(self.dtype)} weights; one replica "
+                f"per {self.tensor_parallel} {get_gpu(self.gpu).name} GPU(s), served by a continuous-batching "
+                "engine like the vLLM deployments ML.ENERGY measured",
+                f"requests in flight per {WINDOW_S:.0f} s window from Little's law: B = arrival rate x (mean output "
+                f"tokens x ITL(B) + roofline prefill), ITL from serving-energy, capped at --max-num-seqs "
+                f"{self.max_num_seqs}; replicas added when one cannot keep up at the cap",
+                "energy per request = output tokens x serving-energy's energy per output token at B (measured "
+                "figures include prefill at the benchmark's prompt lengths, not this trace's)",
+                "idle power for the time the trace leaves the GPUs idle (B < 1): see idle_power_source",
+                "energy per hour = (request energy + idle energy) / span of the trace's arrivals",
+            ]
         if method.startswith("llm-energy"):
             return [
                 f"model {self.model} ({cfg.source}); {normalize_dtype(self.dtype)}; one {get_gpu(self.gpu).name}",
@@ -169,13 +186,15 @@ def _with_llm_energy(model, requests, a: Assumptions, power_w: float):
 
 
 #: Methods of :func:`estimate_requests` (``auto`` picks the first available).
-METHODS = ("llm-energy", "operator-runtime")
+METHODS = ("serving-energy", "llm-energy", "operator-runtime")
 
 #: Share of requests (or of estimated energy) outside a model's training envelope above which
 #: the estimate is flagged as mostly extrapolation.
 OOD_WARN_SHARE = 0.05
 
 _DESCRIPTIONS = {
+    "serving-energy": "serving-energy predictor (ML.ENERGY v3 vLLM measurements) at the batch the trace's load "
+    "implies (Little's law), plus idle power",
     "llm-energy": "llm-energy predictor (trained on measured GPU energy)",
     "operator-runtime": "operator-runtime predictor + roofline attention, times an assumed board power",
 }
@@ -186,7 +205,7 @@ def available_methods(a: Assumptions, models_dir=None) -> dict[str, str | None]:
     from .bundle import available
 
     have = available(models_dir)
-    why = {}
+    why = {"serving-energy": None if "serving-energy" in have else "no serving-energy model in the models directory"}
     if "llm-energy" not in have:
         why["llm-energy"] = "no llm-energy model in the models directory"
     elif a.tensor_parallel != 1:
@@ -200,6 +219,10 @@ def available_methods(a: Assumptions, models_dir=None) -> dict[str, str | None]:
 def default_method(a: Assumptions, models_dir=None) -> tuple[str, str]:
     """(method ``auto`` uses, the reason)."""
     why = available_methods(a, models_dir)
+    if why["serving-energy"] is None:
+        return "serving-energy", ("trained on real serving-engine measurements (ML.ENERGY v3, vLLM with continuous "
+                                  "batching); llm-energy was measured with an eager backend (host-bound decode) and "
+                                  "operator-runtime multiplies kernel time by an assumed board power")
     if why["llm-energy"] is None:
         return "llm-energy", ("trained on measured GPU energy (wattlas bench llm); operator-runtime multiplies "
                               "predicted kernel time by an assumed board power (an upper bound)")
@@ -220,7 +243,11 @@ def _check(a: Assumptions, method: str, models_dir) -> None:
     if a.decode_batch < 1 or a.tensor_parallel < 1:
         raise WattlasError("--decode-batch and --tensor-parallel must be >= 1")
     if method not in ("auto", *METHODS):
-        raise WattlasError(f"method must be auto, llm-energy or operator-runtime, got {method!r}")
+        raise WattlasError(f"method must be auto, {', '.join(METHODS)}, got {method!r}")
+    if a.max_num_seqs < 1:
+        raise WattlasError(f"--max-num-seqs must be >= 1, got {a.max_num_seqs}")
+    if method == "serving-energy" and available_methods(a, models_dir)["serving-energy"] is not None:
+        raise WattlasError("no serving-energy model available: use --method llm-energy or operator-runtime")
     _power_w(a)
     if method == "llm-energy" and available_methods(a, models_dir)["llm-energy"] is not None:
         raise WattlasError("no llm-energy model available (or --tensor-parallel > 1): use --method operator-runtime")
@@ -229,9 +256,12 @@ def _check(a: Assumptions, method: str, models_dir) -> None:
 def estimate_requests(requests, a: Assumptions, models_dir=None, method: str = "auto"):
     """Per-request prefill/decode time and energy ESTIMATES for ``requests`` (input/output tokens).
 
-    Uses the ``llm-energy`` predictor (measured GPU energy) when one is available and the
-    tensor-parallel degree is 1; otherwise layer operator times from ``operator-runtime`` and an
-    assumed board power. Returns (frame, info): ``info["method"]`` says which, the frame's
+    ``auto`` uses the ``serving-energy`` predictor (ML.ENERGY vLLM measurements, batch from the
+    trace's load) when its model is available, else ``llm-energy`` (our eager-backend
+    measurements, one GPU), else layer operator times from ``operator-runtime`` and an assumed
+    board power. Every method runs the same way: the memory check (at the batch it uses), the
+    estimate at the TDP, then the power cap (:func:`powercap.apply_to_estimates`). Returns
+    (frame, info): ``info["method"]`` says which, the frame's
     ``out_of_domain`` column flags requests outside that model's training envelope, and
     ``info["domain"]`` (a :class:`~wattlas.predictors.bundle.DomainSummary`) counts them per feature.
     """
@@ -243,26 +273,65 @@ def estimate_requests(requests, a: Assumptions, models_dir=None, method: str = "
     power_w, tdp = _power_w(a)
     name = default_method(a, models_dir)[0] if method == "auto" else method
     _check(a, name, models_dir)
+    model = load(name, models_dir)
+    plans, batch, cap_source = None, a.decode_batch, "--decode-batch"
+    if name == "serving-energy":  # the batch comes from the trace's load, not from --decode-batch
+        plans, batch, cap_source = _serving_plans(model, requests, a, power_w, tdp or power_w)
     # Physics every method must respect (issue 15): the model has to fit in the GPUs' memory, and
     # a power cap is applied to the uncapped estimate with the measured cap curve.
-    mem = memory.check_requests(requests, a.model, a.gpu, a.dtype, a.tensor_parallel, a.decode_batch)
-    model = load(name, models_dir)
-    run = _with_llm_energy if name == "llm-energy" else _with_operator_runtime
+    mem = {**memory.check_requests(requests, a.model, a.gpu, a.dtype, a.tensor_parallel, batch),
+           "batch_source": cap_source if plans is None else "Little's law, busiest window"}
     ref_w = tdp or power_w
-    frame, ood = run(model, requests, a, ref_w)
+    if plans is None:
+        run = _with_llm_energy if name == "llm-energy" else _with_operator_runtime
+        frame, ood = run(model, requests, a, ref_w)
+    else:  # measured at the GPUs' default limit, the TDP: the same reference as the other methods
+        from .serving_estimate import estimate_serving
+
+        frame, ood = estimate_serving(model, requests, plans)
     frame, cap = powercap.apply_to_estimates(frame, power_w, ref_w)
     envelope = dict(model.meta.get("envelope", {}))
     if cap.below_domain.any():
         ood = {**ood, powercap.DOMAIN_FEATURE: cap.below_domain}
         envelope[powercap.DOMAIN_FEATURE] = [powercap.CURVE.x_min, powercap.CURVE.x_max]
     domain = DomainSummary.from_flags(name, frame.height, ood, envelope)
+    serving = None
+    if plans is not None:  # idle energy after the cap: it is no request's, so the cap does not scale it
+        from .serving_estimate import output_envelope, summarize
+
+        serving = summarize(frame, plans, cap.time_factor, power_w, cap_source, output_envelope(model))
     flags = np.zeros(frame.height, dtype=bool)
     for f in ood.values():
         flags |= f
     return frame.with_columns(pl.Series("out_of_domain", flags)), {
         "power_w": ref_w, "tdp_w": tdp, "method": _DESCRIPTIONS[name], "method_name": name, "domain": domain,
         "ood": ood, "memory": mem, "power_cap": powercap.summary(power_w, ref_w, cap),
-        "cap_assumptions": powercap.describe(power_w, ref_w, cap)}
+        "cap_assumptions": powercap.describe(power_w, ref_w, cap), "serving": serving}
+
+
+def _serving_plans(model, requests, a: Assumptions, power_w: float, ref_w: float) -> tuple[list, int, str]:
+    """serving-energy's Little's-law plan, the batch the memory check verifies, and what capped it.
+
+    The engine holds at most ``--max-num-seqs`` requests, and no more than the KV cache of the
+    trace's mean context lets fit beside the weights (vLLM preempts past that). When not even one
+    fits, the memory check refuses with the numbers at batch 1, before any prediction. Under a
+    power cap the batch is solved with the cap curve's slowdown (a slower engine holds more)."""
+    from . import memory, powercap
+    from .serving_estimate import deployment_row, max_batch, plan_serving
+
+    ctx = float((requests["input_tokens"] + requests["output_tokens"]).mean() or 0.0)
+    fits = memory.largest_batch(a.model, a.gpu, a.dtype, tensor_parallel=a.tensor_parallel, context_tokens=ctx)
+    if fits < 1:
+        memory.check_requests(requests, a.model, a.gpu, a.dtype, a.tensor_parallel, 1)  # raises
+    seqs = min(a.max_num_seqs, fits)
+    source = "--max-num-seqs" if seqs == a.max_num_seqs else f"KV-cache memory ({fits} sequences of {ctx:,.0f} tokens)"
+    row = deployment_row(a.model, a.gpu, a.dtype, a.tensor_parallel)
+
+    def stretch(draw_w: float) -> float:  # the cap curve's time factor, as apply_to_estimates uses it
+        return float(powercap.cap_factors(power_w, ref_w, np.array([draw_w])).time_factor[0])
+
+    plans = plan_serving(model, requests, row, seqs, stretch if power_w < ref_w else None)
+    return plans, max_batch(plans), source
 
 
 def _with_operator_runtime(predictor, requests, a: Assumptions, power_w: float):
@@ -363,16 +432,25 @@ def estimate_trace(store, source: str, trace: str | None, a: Assumptions, models
     """
     import polars as pl
 
+    from .memory import MemoryFitError
+
     reqs = _read_requests(store, source, trace)
     chosen = default_method(a, models_dir)[0] if method == "auto" else method
     _check(a, chosen, models_dir)  # before the long runs
     dflt, reason = default_method(a, models_dir)
     why = available_methods(a, models_dir)
-    per_method = {}
+    # The selected method first: when it cannot run (memory), nothing is estimated. Another method
+    # that cannot run at its own batch (--decode-batch) is listed as not run, with the numbers.
+    runs = {chosen: estimate_requests(reqs, a, models_dir, chosen)}
     for name in METHODS:
-        if why[name] is None:
-            per_method[name] = estimate_requests(reqs, a, models_dir, name)
+        if why[name] is None and name != chosen:
+            try:
+                runs[name] = estimate_requests(reqs, a, models_dir, name)
+            except MemoryFitError as e:
+                why[name] = str(e)
+    per_method = {name: runs[name] for name in METHODS if name in runs}
     per_request, info = per_method[chosen]
+    serving = {t["trace"]: t for t in info["serving"] or []}
     summary_rows = []
     for (name,), g in per_request.group_by(["trace"], maintain_order=True):
         st = _trace_stats(g, a)
@@ -384,6 +462,7 @@ def estimate_trace(store, source: str, trace: str | None, a: Assumptions, models
             "energy_kwh_est": st["energy_kwh_est"],
             "energy_per_hour_kwh_est": st["energy_per_hour_kwh_est"],
             "gpu_busy_hours_est": st["gpu_busy_hours_est"],
+            **_serving_columns(serving.get(name)),
         })
     methods = [_method_entry(name, frame, inf, a, dflt, chosen) for name, (frame, inf) in per_method.items()]
     summary = {
@@ -402,13 +481,15 @@ def estimate_trace(store, source: str, trace: str | None, a: Assumptions, models
         "memory": info["memory"],
         "power_cap": {m: inf["power_cap"] for m, (_, inf) in per_method.items()},
     }
+    if "serving-energy" in per_method:  # its trace-level figures (batch, GPUs, idle, power), new keys only
+        summary["serving"] = per_method["serving-energy"][1]["serving"]
     summary["warnings"] = _warnings(summary, a)
     return per_request.with_columns(pl.lit(True).alias("is_estimate")), summary
 
 
 def _memory_line(mem: dict) -> str:
-    return (f"memory: weights {mem['weights_gb']:.1f} GB + KV cache {mem['kv_gb']:.1f} GB (decode batch "
-            f"{mem['batch']} x {mem['context_tokens']:,.0f} tokens, the trace's mean prompt + output) of "
+    return (f"memory: weights {mem['weights_gb']:.1f} GB + KV cache {mem['kv_gb']:.1f} GB (batch {mem['batch']} "
+            f"({mem['batch_source']}) x {mem['context_tokens']:,.0f} tokens, the trace's mean prompt + output) of "
             f"{mem['available_gb']:.1f} GB available on {mem['tensor_parallel']} GPU(s)")
 
 
@@ -420,10 +501,24 @@ def _method_entry(name: str, frame, info: dict, a: Assumptions, dflt: str, chose
         st = _trace_stats(g, a)
         rows = traces_col == trace
         by_feature = {k: int(v[rows].sum()) for k, v in info["ood"].items() if v[rows].any()}
-        traces.append({"trace": trace, **{k: v for k, v in st.items() if k not in ("span_s", "energy_j", "busy_s")},
-                       "out_of_domain_features": by_feature})
+        entry = {"trace": trace, **{k: v for k, v in st.items() if k not in ("span_s", "energy_j", "busy_s")},
+                 "out_of_domain_features": by_feature}
+        # serving-energy sizes the deployment from Little's law, not from busy time / span.
+        served = next((s for s in info.get("serving") or [] if s["trace"] == trace), None)
+        if served is not None:
+            entry.update(replicas_needed=served["replicas"], gpus_needed=served["gpus_needed"])
+        traces.append(entry)
     return {"method": name, "default": name == dflt, "selected": name == chosen, "description": info["method"],
             "envelope": {k: list(v) for k, v in info["domain"].ranges.items()}, "traces": traces}
+
+
+def _serving_columns(served: dict | None) -> dict:
+    """The serving-energy figures the trace table shows beside the shared ones (none for other methods)."""
+    if served is None:
+        return {}
+    keys = ("energy_per_output_token_j_est", "idle_energy_kwh_est", "total_energy_kwh_est", "avg_power_w_est",
+            "peak_power_w_est", "batch_est_mean", "gpus_needed")
+    return {k: served[k] for k in keys}
 
 
 def _ranges(methods: list[dict]) -> list[dict]:
@@ -446,8 +541,18 @@ def _warnings(summary: dict, a: Assumptions) -> list[str]:
                 out.append(f"{m['method']}: {t['out_of_domain_share']:.1%} of the requests of trace {t['trace']} "
                            f"({t['out_of_domain_energy_share']:.1%} of its estimated energy) are outside the model's "
                            f"training envelope ({feats}): those estimates are extrapolations")
+    for t in summary.get("serving") or []:
+        if t["capped"]:
+            limit = (f"--max-num-seqs {t['max_num_seqs']}" if t["batch_cap_source"] == "--max-num-seqs"
+                     else f"the {t['max_num_seqs']} that {t['batch_cap_source']} holds")
+            out.append(f"serving-energy, trace {t['trace']}: Little's law puts more than {limit} "
+                       f"requests in flight on one replica at the busiest "
+                       f"{_window_s():.0f} s window ({t['arrival_rate_per_s']:.3g} req/s on average): capped at "
+                       f"{t['max_num_seqs']}, {t['replicas']} replica(s), {t['gpus_needed']} GPU(s)")
     out += _physics_warnings(summary, a)
     sel = next(m for m in summary["methods"] if m["selected"])
+    if sel["method"] == "serving-energy":
+        return out
     for t in sel["traces"]:
         if t["replicas_needed"] > 1:
             span_h = next(r["span_h"] for r in summary["traces"] if r["trace"] == t["trace"])
@@ -464,7 +569,7 @@ def _physics_warnings(summary: dict, a: Assumptions) -> list[str]:
     mem = summary.get("memory")
     if mem and mem["requests_over_memory"]:
         out.append(f"{mem['requests_over_memory']:,} requests ({mem['requests_over_memory_share']:.2%}) have more than "
-                   f"{mem['longest_fitting_context_tokens']:,} tokens of context: a batch of {a.decode_batch} like "
+                   f"{mem['longest_fitting_context_tokens']:,} tokens of context: a batch of {mem['batch']} like "
                    f"them does not fit in {mem['available_gb']:.1f} GB next to {mem['weights_gb']:.1f} GB of weights")
     for name, cap in summary.get("power_cap", {}).items():
         if cap["below_measured_range_share"] > 0:
@@ -490,10 +595,38 @@ def report_lines(summary: dict) -> list[str]:
                 f" kWh/h {t['gpu_busy_hours_est']:>8.3g} GPU-h, needs {t['gpus_needed']:>3} GPU(s); out of domain: "
                 f"{t['out_of_domain_share']:.1%} of requests, {t['out_of_domain_energy_share']:.1%} of energy{sel}")
     lines.append(f"  * default: {summary['default_method']}: {summary['default_reason']}")
+    lines += _serving_lines(summary.get("serving") or [])
     for k, v in summary["unavailable_methods"].items():
         lines.append(f"  not run: {k}: {v}")
     lines += [f"warning: {w}" for w in summary["warnings"]]
     return lines
+
+
+def _window_s() -> float:
+    from .serving_estimate import WINDOW_S
+
+    return WINDOW_S
+
+
+def _serving_lines(serving: list[dict]) -> list[str]:
+    """serving-energy per trace: per request, per token, per hour, power, batch, GPUs, idle."""
+    out = []
+    for t in serving:
+        cap = " (capped)" if t["capped"] else ""
+        out += [
+            f"serving-energy, trace {t['trace']}: {t['requests']:,} requests over {t['span_h']:.3g} h "
+            f"({t['arrival_rate_per_s']:.3g} req/s, mean {t['input_tokens_mean']:.0f} in / "
+            f"{t['output_tokens_mean']:.0f} out tokens)",
+            f"  batch (Little's law): mean {t['batch_est_mean']:.3g}, max {t['batch_est_max']:.3g} of --max-num-seqs "
+            f"{t['max_num_seqs']}{cap}; ITL {t['itl_s_est_at_mean_batch'] * 1e3:.3g} ms, prefill "
+            f"{t['prefill_s_est'] * 1e3:.3g} ms; {t['replicas']} replica(s) = {t['gpus_needed']} GPU(s) needed",
+            f"  energy: {t['energy_per_request_j_est']:.4g} J/request, {t['energy_per_output_token_j_est']:.4g} "
+            f"J/output token, {t['energy_per_hour_kwh_est']:.4g} kWh/h ({t['active_energy_kwh_est']:.4g} kWh serving "
+            f"+ {t['idle_energy_kwh_est']:.4g} kWh idle = {t['total_energy_kwh_est']:.4g} kWh)",
+            f"  power: average {t['avg_power_w_est']:.4g} W, peak ({_window_s():.0f} s window) "
+            f"{t['peak_power_w_est']:.4g} W; idle {t['idle_power_w_per_gpu']:.4g} W/GPU ({t['idle_power_source']})",
+        ]
+    return out
 
 
 def _feature_list(counts: dict[str, int], envelope: dict, most: int = 5) -> str:

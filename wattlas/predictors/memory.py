@@ -121,6 +121,15 @@ def memory_fit(model: str, gpu: str, dtype: str, *, tensor_parallel: int, batch:
                      need(tensor_parallel) - weights, USABLE_FRACTION * per_gpu * tensor_parallel, per_gpu, smallest)
 
 
+def largest_batch(model: str, gpu: str, dtype: str, *, tensor_parallel: int, context_tokens: float) -> int:
+    """Most sequences of ``context_tokens`` whose KV cache fits beside the weights (0: not even one).
+
+    A serving engine cannot hold more in flight than this, whatever its ``max_num_seqs``."""
+    fit = memory_fit(model, gpu, dtype, tensor_parallel=tensor_parallel, batch=1, context_tokens=context_tokens)
+    room = fit.available_gb - fit.weights_gb
+    return max(0, math.floor(room / fit.kv_gb)) if fit.kv_gb > 0 else (1 if room >= 0 else 0)
+
+
 def check_requests(requests, model: str, gpu: str, dtype: str, tensor_parallel: int, batch: int) -> dict:
     """Refuse (:class:`MemoryFitError`) when a batch of ``batch`` requests of the trace's mean context
     (prompt + output) does not fit; else the fit and the share of requests whose own batch would not."""
