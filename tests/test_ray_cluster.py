@@ -11,6 +11,7 @@ only when Ray (or moto) is missing or the cluster cannot start.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -150,7 +151,7 @@ class Cluster:
 
     def stop_node(self, node: Node) -> None:
         node.kill(signal.SIGTERM)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 3  # then SIGKILL: idle workers may ignore SIGTERM
         while node.pids() and time.monotonic() < deadline:
             time.sleep(0.2)
         node.kill(signal.SIGKILL)
@@ -307,3 +308,34 @@ def test_killed_driver_resumes_from_shared_staging(cluster: Cluster, tmp_path: P
     for table in ("gpu_samples", "ingest_manifest"):
         assert _contents(store, table) == _contents(tmp_path / "local", table)
     assert not (shared / "supercloud").exists()
+
+
+# ------------------------------------------------------------------ bench
+def test_cpu_bench_sweep_runs_on_both_nodes_with_a_bench_runs_row_each(cluster: Cluster, tmp_path: Path):
+    store = tmp_path / "bench"
+    done = _cli(cluster, "bench", "gemm", "--device", "cpu", "--quick", "--sizes", "64,96", "--engine", "ray",
+                "--address", cluster.address, "--store", str(store), "--format", "json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(json.loads(done.stdout)) == 2  # stdout holds the summary only
+
+    s = Store(store)
+    runs = s.sql("select run_id, status, host, device_type, cluster_run_id, ray_node_id, ray_node_ip, points "
+                 "from bench_runs order by ray_node_id").to_dicts()
+    node_ids = sorted(n.node_id for n in _cluster_nodes(cluster))
+    assert [r["ray_node_id"] for r in runs] == node_ids
+    assert {r["status"] for r in runs} == {"complete"} and {r["device_type"] for r in runs} == {"cpu"}
+    assert len({r["cluster_run_id"] for r in runs}) == 1 and all(r["ray_node_ip"] for r in runs)
+    assert {r["host"] for r in runs} == {socket.gethostname()}
+    results = s.sql("select r.ray_node_id, b.m, b.energy_source from bench_results b join bench_runs r "
+                    "using (run_id) order by b.m").rows()
+    # The two sizes were dealt between the two nodes, one point each, energy as a local CPU run says.
+    assert sorted(r[0] for r in results) == node_ids and [r[1] for r in results] == [64, 96]
+    assert [r["points"] for r in runs] == [1, 1]
+
+
+def _cluster_nodes(cluster: Cluster) -> list:
+    code = (f"import json, ray; ray.init(address={cluster.address!r}, log_to_driver=False); "
+            "print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive']]))")
+    done = subprocess.run([sys.executable, "-c", code], env=cluster.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [type("N", (), {"node_id": n}) for n in json.loads(done.stdout.strip().splitlines()[-1])]

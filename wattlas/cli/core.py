@@ -114,8 +114,8 @@ def ingest_cmd(
     source_id: Annotated[str, typer.Argument(metavar="SOURCE_ID", help="A source id from `wattlas sources`.")],
     from_: Annotated[
         list[str] | None,
-        typer.Option("--from", help="Local raw files or directories, or s3://bucket/prefix/ URLs, instead of "
-                                    "downloading (repeatable)."),
+        typer.Option("--from", metavar="PATH", help="Local raw files or directories, or s3://bucket/prefix/ "
+                                                    "URLs, instead of downloading (repeatable)."),
     ] = None,
     store: StoreOpt = None,
     workers: Annotated[int | None, typer.Option(help="Processes for multi-file sources (default: all cores).")] = None,
