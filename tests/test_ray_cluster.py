@@ -257,6 +257,33 @@ def test_s3_prefix_without_files_of_the_source_is_refused(cluster: Cluster, s3_e
     assert f"{url} holds no files of source 'supercloud'" in " ".join(done.stderr.split())
 
 
+def test_a_malformed_file_fails_on_ray_as_locally_naming_file_line_and_column(cluster: Cluster, tmp_path: Path):
+    data = _multi_key_gpu_dir(tmp_path / "data", keys=2, files=3)
+    bad = data / "k1" / "gpu" / "0001" / "5002-r1-n2.csv"
+    bad.write_text(bad.read_text().replace(",43.5,", ",43.5W,"))  # power 40 + key 1 + file 2
+    store = tmp_path / "ray"
+    done = _cli(cluster, "ingest", "supercloud", "--store", str(store), "--from", str(data), "--engine", "ray",
+                "--address", cluster.address)
+    assert done.returncode != 0
+    text = " ".join(done.stderr.split())
+    assert "0001/5002-r1-n2.csv" in text and "power_draw_W" in text and "Traceback" not in text, text
+    assert not snapshot(store).get("gpu_samples")
+
+
+def test_s3_inputs_on_the_local_engine(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from wattlas.ingest import ingest
+
+    gpu = _multi_key_gpu_dir(tmp_path / "gpu", keys=2, files=2)
+    url = _upload(s3_endpoint, "local-engine", gpu)
+    for name, value in _s3_env(s3_endpoint).items():
+        monkeypatch.setenv(name, value)
+    report = ingest("supercloud", [url], tmp_path / "s3", workers=1)
+    ingest("supercloud", [gpu], tmp_path / "local", workers=1)
+    assert report.rows["gpu_samples"] == 20 and report.bytes_read == sum(f.stat().st_size for f in gpu.rglob("*.csv"))
+    for table in ("gpu_samples", "ingest_manifest"):
+        assert _contents(tmp_path / "s3", table) == _contents(tmp_path / "local", table)
+
+
 def _wait_for(cond, proc: subprocess.Popen, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while not cond():
