@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import secrets
@@ -58,6 +59,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _client_port() -> list[str]:
+    """A free Ray Client port where Ray Client is installed (it would take 10001); plain `ray`
+    starts no client server and refuses the option."""
+    return ["--ray-client-server-port", str(_free_port())] if importlib.util.find_spec("grpc") else []
+
+
 class LoopbackCluster:
     """``ray start`` nodes on 127.0.0.1 with their own temp dirs; stopped by killing their processes."""
 
@@ -71,7 +78,7 @@ class LoopbackCluster:
             d = Path(tempfile.mkdtemp(prefix="wrb", dir="/tmp"))  # short: unix socket paths
             self.dirs.append(d)
             where = (["--head", "--port", self.address.split(":")[1], "--include-dashboard=false",
-                      "--dashboard-port", str(_free_port()), "--ray-client-server-port", str(_free_port())]
+                      "--dashboard-port", str(_free_port()), *_client_port()]
                      if i == 0 else ["--address", self.address])
             cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", *where, "--num-cpus", str(cpus),
                    "--node-ip-address", "127.0.0.1", "--temp-dir", str(d), "--disable-usage-stats",

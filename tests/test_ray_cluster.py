@@ -11,6 +11,7 @@ only when Ray (or moto) is missing or the cluster cannot start.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import secrets
@@ -54,6 +55,12 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _client_port() -> list[str]:
+    """A free Ray Client port where Ray Client is installed (it would take 10001); plain `ray`
+    starts no client server and refuses the option."""
+    return ["--ray-client-server-port", str(_free_port())] if importlib.util.find_spec("grpc") else []
 
 
 # ------------------------------------------------------------------ the S3 server
@@ -138,7 +145,7 @@ class Cluster:
                  "--runtime-env-agent-port", str(_free_port())]
         if head:
             where = ["--head", "--port", str(self.port), "--include-dashboard=false", "--dashboard-port",
-                     str(_free_port()), "--ray-client-server-port", str(_free_port())]
+                     str(_free_port()), *_client_port()]
         else:
             where = ["--address", self.address]
         cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", *where, "--num-cpus", "1",
