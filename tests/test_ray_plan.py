@@ -33,7 +33,9 @@ def test_unknown_gpu_type_is_refused_naming_what_the_cluster_has():
 
 def test_cpu_clusters_and_device_cpu_get_one_actor_per_live_node():
     cpu_only = [_node("1"), _node("2"), _node("3", alive=False)]
-    assert [(s.node_id, s.gpu) for s in plan_slots(cpu_only)] == [("1", None), ("2", None)]
+    # A CPU actor takes the node's every CPU: Ray sizes BLAS threads (OMP_NUM_THREADS) by them.
+    assert [(s.node_id, s.gpu, s.cpus) for s in plan_slots(cpu_only)] == [("1", None, 8), ("2", None, 8)]
+    assert {s.cpus for s in plan_slots(CLUSTER)} == {1}
     assert [s.node_id for s in plan_slots(CLUSTER, device="cpu")] == ["1", "2", "3"]
     with pytest.raises(WattlasError, match="no GPU resources"):
         plan_slots(cpu_only, device="cuda")

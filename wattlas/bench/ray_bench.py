@@ -42,6 +42,9 @@ class Slot:
     node_id: str
     node_ip: str
     gpu: str | None
+    #: CPUs the actor reserves: 1 beside a GPU; the whole node for the CPU workloads, so that Ray
+    #: gives BLAS every core (it sets OMP_NUM_THREADS to the actor's CPUs), as a local run has.
+    cpus: int = 1
 
     @property
     def device_type(self) -> str:
@@ -70,7 +73,8 @@ def plan_slots(nodes: Sequence[dict[str, Any]], *, device: str = "auto",
             raise WattlasError(f"--gpus {','.join(gpus)}: the cluster has no such GPU (it has: {', '.join(have)})")
         return keep
     if device == "cpu" or (device == "auto" and not found):
-        return [Slot(n["NodeID"], n.get("NodeManagerAddress", ""), None) for n in alive]
+        return [Slot(n["NodeID"], n.get("NodeManagerAddress", ""), None,
+                     max(1, int(n.get("Resources", {}).get("CPU", 1)))) for n in alive]
     if not found:
         raise WattlasError("--device cuda: the Ray cluster has no GPU resources")
     return found
@@ -124,6 +128,9 @@ class BenchActor:
                 kind, payload = events.get()
                 for key, tables in _new_points(store, sent):
                     yield "point", key, tables
+                    # The run's row (status `running`) with its points: a driver stopped
+                    # half-way still has one bench_runs row per device for what it kept.
+                    yield "run", "", _tables(store, "bench_runs")
                 if kind == "error":
                     yield "run", "", _tables(store, "bench_runs")
                     raise payload
@@ -195,7 +202,12 @@ def bench_on_ray(bench: str, *, address: str | None = None, gpus: Sequence[str] 
             t = threading.Thread(target=_drain, args=(ray, gen, slot, events), daemon=True)
             t.start()
             threads.append(t)
-        errors = _commit_as_they_come(events, len(threads), target, run, on_point)
+        runs: dict[str, Any] = {}
+        try:
+            errors = _commit_as_they_come(events, len(threads), target, run, on_point, runs)
+        except KeyboardInterrupt:
+            _mark_interrupted(target, runs)
+            raise
         if errors:
             slot, e = errors[0]
             raise WattlasError(f"bench on node {slot.node_ip} ({slot.device_type}) failed: {e}") from e
@@ -211,7 +223,7 @@ def _placement(ray: Any, slot: Slot) -> dict[str, Any]:
     where = NodeAffinitySchedulingStrategy(slot.node_id, soft=False)
     if slot.gpu:
         return {"num_gpus": 1, "num_cpus": 1, "scheduling_strategy": where}
-    return {"num_cpus": 1, "scheduling_strategy": where}
+    return {"num_cpus": slot.cpus, "scheduling_strategy": where}
 
 
 def _drain(ray: Any, gen: Any, slot: Slot, events: queue.Queue) -> None:
@@ -226,7 +238,9 @@ def _drain(ray: Any, gen: Any, slot: Slot, events: queue.Queue) -> None:
 
 
 def _commit_as_they_come(events: queue.Queue, n_actors: int, store: Any, run: ClusterRun,
-                         on_point: Callable[[dict[str, Any]], None] | None) -> list[tuple[Slot, BaseException]]:
+                         on_point: Callable[[dict[str, Any]], None] | None,
+                         runs: dict[str, Any]) -> list[tuple[Slot, BaseException]]:
+    """Commit points and run rows as actors send them; ``runs`` gets the last row of each run."""
     errors = []
     ended = 0
     while ended < n_actors:
@@ -257,8 +271,17 @@ def _commit_as_they_come(events: queue.Queue, n_actors: int, store: Any, run: Cl
                     t.append_column(name, _repeat(value, t.num_rows))
             with store.transaction(SOURCE) as tx:
                 for run_id in t.column("run_id").to_pylist():
-                    tx.put("bench_runs", run_id, t.filter(_eq(t, "run_id", run_id)))
+                    runs[run_id] = t.filter(_eq(t, "run_id", run_id))
+                    tx.put("bench_runs", run_id, runs[run_id])
     return errors
+
+
+def _mark_interrupted(store: Any, runs: dict[str, Any]) -> None:
+    """Ctrl-C on the driver: each device's run row says `interrupted`, as a local run's does."""
+    with store.transaction(SOURCE) as tx:
+        for run_id, t in runs.items():
+            i = t.schema.get_field_index("status")
+            tx.put("bench_runs", run_id, t.set_column(i, "status", _repeat("interrupted", t.num_rows)))
 
 
 def _repeat(value: str, n: int) -> Any:
