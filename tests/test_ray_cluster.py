@@ -125,6 +125,14 @@ class Node:
         roots = set(live_processes(lambda d, _: marker in (d / "cmdline").read_bytes()))
         return _descendants(roots)
 
+    def running(self, title: str) -> bool:
+        """Does one of the node's processes carry ``title`` (a worker running that task)?"""
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(title.encode()):
+                    return True
+        return False
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         for pid in self.pids():
             with contextlib.suppress(ProcessLookupError):
@@ -365,7 +373,8 @@ def test_killing_a_worker_node_mid_ingest_still_gives_one_clean_run(cluster: Clu
              str(data), "--engine", "ray", "--address", cluster.address],
             env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         staging = store / ".staging" / "supercloud"
-        _wait_for(lambda: bool(list(staging.glob("b-*/done.json"))), proc)
+        # Kill while a batch runs on that node: Ray titles a worker by the task it runs.
+        _wait_for(lambda: doomed.running("ray::in_worker"), proc)
         killed = doomed.pids()
         doomed.kill()
         _, err = proc.communicate(timeout=300)
