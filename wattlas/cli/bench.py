@@ -37,6 +37,14 @@ IdleOpt = Annotated[float | None, typer.Option(
     show_default=False)]
 CooldownOpt = Annotated[float, typer.Option("--cooldown-s", help="Idle pause before each point.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random inputs and weights.")]
+EngineOpt = Annotated[str, typer.Option(
+    "--engine", help="local (this machine) or ray (one actor per GPU of a Ray cluster; one per node without GPUs).")]
+AddressOpt = Annotated[str | None, typer.Option(
+    "--address", help="With --engine ray: the cluster (HOST:PORT or auto; default $RAY_ADDRESS, else a running "
+    "cluster, else a local Ray instance).", show_default=False)]
+GpusOpt = Annotated[str | None, typer.Option(
+    "--gpus", help="With --engine ray: only GPUs whose type contains one of these names (e.g. H100,A100).",
+    show_default=False)]
 
 
 def register(app: typer.Typer) -> None:
@@ -85,7 +93,7 @@ class _Progress:
     def __exit__(self, *exc: Any) -> None:
         self.progress.__exit__(*exc)
 
-    def start(self, total: int) -> None:
+    def start(self, total: int | None) -> None:
         self.task = self.progress.add_task(self.label, total=total, last="")
 
     def point(self, row: dict[str, Any]) -> None:
@@ -158,7 +166,18 @@ def print_summary(run: Any, fmt: OutputFormat) -> None:
     err.print(f"run {run.run_id}: {run.points} point(s) committed to {run.store.root}")
 
 
-def _go(label: str, fn, fmt: OutputFormat, **kwargs: Any) -> Any:
+def _go(label: str, fn, fmt: OutputFormat, engine: str = "local", address: str | None = None,
+        gpus: str | None = None, **kwargs: Any) -> Any:
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"{engine!r}: choose local or ray", param_hint="--engine")
+    if engine == "local" and (address or gpus):
+        raise typer.BadParameter("--address and --gpus apply to --engine ray", param_hint="--engine")
+    if engine == "ray":
+        import functools
+
+        from ..bench.ray_bench import bench_on_ray
+
+        fn = functools.partial(bench_on_ray, label, address=address, gpus=_strs(gpus))
     with _Progress(label) as prog:
         run = fn(on_start=prog.start, on_point=prog.point, command_line=["wattlas", *sys.argv[1:]], **kwargs)
     if isinstance(run, tuple):
@@ -195,13 +214,17 @@ def gemm_cmd(
     seed: SeedOpt = 0,
     store: StoreOpt = None,
     fmt: FormatOpt = OutputFormat.table,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    gpus: GpusOpt = None,
 ) -> None:
     """GEMM sweep: (M, N, K) x dtype; time (median/p10/p90), TFLOP/s, energy per GEMM."""
     from ..bench.gemm import parse_shape
     from ..bench.run import bench_gemm
 
     shapes = [parse_shape(s) for s in _strs(sizes)] if sizes else None
-    _go("gemm", bench_gemm, fmt, store=store, device=device, shapes=shapes, dtypes=_strs(dtypes), quick=quick,
+    _go("gemm", bench_gemm, fmt, engine, address, gpus,
+        store=store, device=device, shapes=shapes, dtypes=_strs(dtypes), quick=quick,
         window_s=window_s, warmup_s=warmup_s, min_time_s=min_time_s, l2_flush=l2_flush, cooldown_s=cooldown_s,
         sampler_period_s=sampler_period_s, idle_s=idle_s, power_limits_w=_floats(power_limits, "--power-limits"),
         sm_clocks_mhz=_ints(sm_clocks, "--sm-clocks") or [], allow_device_settings=allow_device_settings, seed=seed)
@@ -235,11 +258,15 @@ def llm_cmd(
     seed: SeedOpt = 0,
     store: StoreOpt = None,
     fmt: FormatOpt = OutputFormat.table,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    gpus: GpusOpt = None,
 ) -> None:
     """LLM prefill/decode/e2e with random weights: time, tokens/s, J/token, J/request."""
     from ..bench.run import bench_llm
 
-    _go("llm", bench_llm, fmt, store=store, device=device, model=model, dtype=dtype, phases=_strs(phases),
+    _go("llm", bench_llm, fmt, engine, address, gpus,
+        store=store, device=device, model=model, dtype=dtype, phases=_strs(phases),
         batch_sizes=_ints(batch_sizes, "--batch-sizes"), input_tokens=_ints(input_tokens, "--input-tokens"),
         output_tokens=_ints(output_tokens, "--output-tokens"), max_prefill_tokens=max_prefill_tokens, quick=quick,
         window_s=window_s, warmup_s=warmup_s, min_time_s=min_time_s, cooldown_s=cooldown_s,
@@ -263,11 +290,15 @@ def colocate_cmd(
     seed: SeedOpt = 0,
     store: StoreOpt = None,
     fmt: FormatOpt = OutputFormat.table,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    gpus: GpusOpt = None,
 ) -> None:
     """Two workloads at once (CUDA streams or processes) vs solo: slowdown and pair energy."""
     from ..bench.run import bench_colocate
 
-    _go("colocate", bench_colocate, fmt, store=store, device=device, workloads=_strs(workloads), modes=_strs(modes),
+    _go("colocate", bench_colocate, fmt, engine, address, gpus,
+        store=store, device=device, workloads=_strs(workloads), modes=_strs(modes),
         quick=quick, target_s=target_s, sampler_period_s=sampler_period_s, idle_s=idle_s, seed=seed)
 
 

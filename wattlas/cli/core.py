@@ -58,8 +58,8 @@ def _progress():
     )
 
 
-def run_ingest(source_id: str, paths: list[Path] | None, store_path: Path | None, workers: int | None,
-               archive_limits=None):
+def run_ingest(source_id: str, paths: list[str | Path] | None, store_path: Path | None, workers: int | None,
+               archive_limits=None, executor=None, staging: Path | None = None):
     """Ingest with a progress bar on stderr: files done, rows, bytes and MB/s."""
     from ..ingest import ingest
 
@@ -87,7 +87,7 @@ def run_ingest(source_id: str, paths: list[Path] | None, store_path: Path | None
 
         # Downloads draw their own bars in the same progress display.
         return ingest(source_id, paths or None, store, workers=workers, on_event=on_event,
-                      progress=progress, archive_limits=archive_limits)
+                      progress=progress, archive_limits=archive_limits, executor=executor, staging=staging)
 
 
 def _source_id(text: str) -> str:
@@ -113,8 +113,9 @@ def _byte_size(text: str | None) -> int | None:
 def ingest_cmd(
     source_id: Annotated[str, typer.Argument(metavar="SOURCE_ID", help="A source id from `wattlas sources`.")],
     from_: Annotated[
-        list[Path] | None,
-        typer.Option("--from", help="Local raw files or directories instead of downloading (repeatable)."),
+        list[str] | None,
+        typer.Option("--from", metavar="PATH", help="Local raw files or directories, or s3://bucket/prefix/ "
+                                                    "URLs, instead of downloading (repeatable)."),
     ] = None,
     store: StoreOpt = None,
     workers: Annotated[int | None, typer.Option(help="Processes for multi-file sources (default: all cores).")] = None,
@@ -131,6 +132,14 @@ def ingest_cmd(
     max_archive_bytes: Annotated[str | None, typer.Option(
         metavar="SIZE", help="Archives: most bytes one archive may expand to (default 64GiB, or "
                              "$WATTLAS_MAX_ARCHIVE_BYTES).", show_default=False)] = None,
+    engine: Annotated[str, typer.Option(
+        help="Where batches run: local (this machine's process pool) or ray (a Ray cluster).")] = "local",
+    address: Annotated[str | None, typer.Option(
+        help="With --engine ray: the cluster (HOST:PORT, ray://HOST:PORT or auto; default $RAY_ADDRESS, "
+             "else a running cluster, else a local Ray instance).", show_default=False)] = None,
+    staging: Annotated[Path | None, typer.Option(
+        help="Folder for finished batches before the commit (default: the store's .staging); with "
+             "--engine ray every node must reach it, e.g. a shared filesystem.", show_default=False)] = None,
 ) -> None:
     """Ingest a source into the store: download (or read --from) its raw files and write tables.
 
@@ -138,10 +147,15 @@ def ingest_cmd(
     each table it carries replaces those keys' rows in that table only. It refuses to replace rows an
     ingest wrote (naming keys and row counts) unless --replace is given.
     """
+    from ..ingest.objstore import is_remote
+
     if source_id == "release":
         from .release import ingest_release
 
-        return ingest_release(from_, store, replace=replace)
+        return ingest_release([Path(p) for p in from_] if from_ else from_, store, replace=replace)
+    # Local paths as Path (expanding ~); URLs stay strings (a Path would drop the // of s3://).
+    paths = [p if is_remote(p) else Path(p) for p in from_ or []]
+    executor = _executor(engine, address)
     source_id = _source_id(source_id)
     if replace:
         from ..errors import WattlasError
@@ -158,7 +172,7 @@ def ingest_cmd(
             max_expand_ratio=max_expand_ratio, max_member_bytes=_byte_size(max_member_bytes),
             max_archive_bytes=_byte_size(max_archive_bytes),
         )
-    report = run_ingest(source_id, from_, store, workers, limits)
+    report = run_ingest(source_id, paths, store, workers, limits, executor, staging)
     for table, rows in sorted(report.rows.items()):
         err.print(f"{table}: {rows:,} rows written")
     for what, count in sorted(report.stats.items()):
@@ -166,6 +180,20 @@ def ingest_cmd(
     if report.resumed_files:
         err.print(f"resumed {len(report.resumed_files)} file(s) finished by an interrupted run")
     err.print(f"{report.source}: {len(report.files)} file(s), {report.seconds:.2f} s")
+
+
+def _executor(engine: str, address: str | None):
+    """None for the local pool, or the Ray executor (Ray imported only here)."""
+    if engine == "local":
+        if address is not None:
+            raise typer.BadParameter("--address applies to --engine ray", param_hint="--address")
+        return None
+    if engine != "ray":
+        raise typer.BadParameter(f"{engine!r}: choose local or ray", param_hint="--engine")
+    from ..ingest.ray_engine import RayExecutor, require_ray
+
+    require_ray()
+    return RayExecutor(address)
 
 
 def sql_cmd(

@@ -46,7 +46,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -58,6 +58,7 @@ from .._interrupt import Interrupted, ignore_sigint, sigint_blocked
 from ..errors import InputFormatError, WattlasError, store_disk_error
 from ..store import Store, _safe_file_part
 from .archive import ArchiveLimits, archive_format, copy_member, iter_members
+from .objstore import RemoteFile, is_remote, list_remote, run_batch_streamed
 from .parts import collect_stats, merge_parts
 from .registry import Source, get_source, source_module
 
@@ -316,6 +317,8 @@ def ingest(
     on_event: EventCallback | None = None,
     progress: Any = None,
     archive_limits: ArchiveLimits | None = None,
+    executor: Executor | None = None,
+    staging: str | os.PathLike[str] | None = None,
 ) -> IngestReport:
     """Ingest ``source_id`` from local ``paths`` (files, archives or directories) or by downloading.
 
@@ -324,6 +327,12 @@ def ingest(
     for a progress display go to ``on_event(kind, info)``: ``start`` (files, bytes, archives),
     ``file_done`` (files, rows, bytes, resumed) and ``progress`` (bytes). ``archive_limits``
     bound what archives may expand to (default: :meth:`ArchiveLimits.from_env`).
+
+    ``paths`` may also be object-storage prefixes (``s3://bucket/prefix/``): the driver lists
+    them and the tasks stream the objects (:mod:`wattlas.ingest.objstore`). ``executor`` runs
+    the batch tasks instead of the local process pool (e.g. :class:`wattlas.ingest.ray_engine.RayExecutor`);
+    ``staging`` puts the staged batches in ``staging/<source>`` instead of the store's
+    ``.staging`` (it must be reachable by every worker; the commit is this process's alone).
 
     Examples
     --------
@@ -335,18 +344,23 @@ def ingest(
     source = get_source(source_id)
     store = store if isinstance(store, Store) else Store(store)
     emit = on_event or (lambda kind, info: None)
-    if paths:
-        inputs = resolve_inputs(source, paths)
+    local = [p for p in paths or () if not is_remote(p)]
+    remote = list_remote(source, [str(p) for p in paths or () if is_remote(p)])
+    if local:
+        inputs = resolve_inputs(source, local)
         _warn_unofficial(source, inputs)
-    else:
+    elif not remote:
         inputs = download_inputs(source, store, progress)
-    report = IngestReport(source.id, files=[i.key for i in inputs])
-    report.bytes_read = sum(i.path.stat().st_size for i in inputs)
+    else:
+        inputs = []
+    report = IngestReport(source.id, files=[i.key for i in [*inputs, *remote]])
+    report.bytes_read = sum(i.path.stat().st_size for i in inputs) + sum(r.size_bytes for r in remote)
     n_archives = sum(archive_format(i.path) is not None for i in inputs)
-    emit("start", {"files": len(inputs) - n_archives, "bytes": report.bytes_read, "archives": n_archives})
-    staging = store.staging_dir(source.id)
+    emit("start", {"files": len(inputs) + len(remote) - n_archives, "bytes": report.bytes_read,
+                   "archives": n_archives})
+    staging = Path(staging) / source.id if staging is not None else store.staging_dir(source.id)
     with store.transaction(source.id) as tx:
-        run = _Run(source.id, staging, emit, report, archive_limits)
+        run = _Run(source.id, staging, emit, report, archive_limits, executor, remote)
         try:
             results = run.execute(inputs, workers)
         except KeyboardInterrupt as e:
@@ -368,7 +382,8 @@ class _Run:
     """Plans batches, runs them (inline or in a pool), and collects their results."""
 
     def __init__(self, source_id: str, staging: Path, emit: EventCallback, report: IngestReport,
-                 archive_limits: ArchiveLimits | None = None):
+                 archive_limits: ArchiveLimits | None = None, executor: Executor | None = None,
+                 remote: Sequence[RemoteFile] = ()):
         self.source_id = source_id
         self.module = source_module(source_id)
         self.staging = staging
@@ -376,7 +391,10 @@ class _Run:
         self.report = report
         self.results: list[dict[str, Any]] = []
         self.archive_shas: dict[str, str] = {}
-        self.pool: ProcessPoolExecutor | None = None
+        # Where batches run: None (inline), the local process pool, or a given executor (Ray).
+        self.pool: Executor | None = None
+        self.executor = executor
+        self.remote = list(remote)
         self.max_inflight = 1
         self.inflight: dict[Future[dict[str, Any]], tuple[list[Item], Path]] = {}
         self.open: dict[str, list[Item]] = {}
@@ -410,7 +428,7 @@ class _Run:
     def _execute(self, inputs: list[InputFile], workers: int | None) -> list[dict[str, Any]]:
         plain = [i for i in inputs if archive_format(i.path) is None]
         archives = [i for i in inputs if archive_format(i.path) is not None]
-        items = [self._plain_item(i) for i in plain]
+        items = [self._plain_item(i) for i in plain] + [self._remote_item(r) for r in self.remote]
         # Plan the plain files first: their batch count decides whether a pool pays off.
         planned: list[list[Item]] = []
         for item in items:
@@ -422,7 +440,12 @@ class _Run:
             workers = (os.cpu_count() or 1) if many else 1
         workers = max(1, workers)
         with contextlib.ExitStack() as stack:
-            if workers > 1:
+            if self.executor is not None:
+                # Same tasks, same throttle; the executor (a cluster) sets how many run at once.
+                self.pool = stack.enter_context(self.executor)
+                stack.callback(self._cancel)
+                self.max_inflight = getattr(self.executor, "max_inflight", workers + 1)
+            elif workers > 1:
                 ctx = multiprocessing.get_context("spawn")
                 threads = max(1, (os.cpu_count() or 1) // workers)
                 # spawn, not fork: polars and DuckDB keep thread pools that a fork would copy mid-state.
@@ -459,6 +482,13 @@ class _Run:
         size = path.stat().st_size
         return Item(name, key, str(logical), str(path), size, _fingerprint(path), str(path),
                     progress_bytes=size)
+
+    def _remote_item(self, obj: RemoteFile) -> Item:
+        # The object is read by the task (run_batch_streamed), never here: the driver only lists.
+        logical = PurePosixPath(obj.logical)
+        key, name = self._group(logical, Path(logical.name))
+        return Item(name, key, obj.logical, obj.url, obj.size_bytes, obj.fingerprint, obj.url,
+                    progress_bytes=obj.size_bytes)
 
     def _stream_archive(self, inp: InputFile) -> None:
         path = inp.path.resolve()
@@ -541,12 +571,13 @@ class _Run:
             self._finish(batch, stage, done, resumed=True)
             return
         args = (self.source_id, [asdict(i) for i in batch], str(stage), fp, self.token)
+        task = run_batch_streamed if any(is_remote(i.path) for i in batch) else run_batch
         if self.pool is None:
-            self._finish(batch, stage, run_batch(*args), resumed=False)
+            self._finish(batch, stage, task(*args), resumed=False)
             return
         self._throttle()
         with sigint_blocked():  # a submit may start a worker: it must not die of an early Ctrl-C
-            self.inflight[self.pool.submit(run_batch, *args)] = (batch, stage)
+            self.inflight[self.pool.submit(task, *args)] = (batch, stage)
 
     def _throttle(self) -> None:
         while self.pool is not None and len(self.inflight) >= self.max_inflight:

@@ -32,6 +32,11 @@ BENCH_RUNS = TableSchema(
         Column("settings_json", "string", "Every option of the run (sizes, dtypes, windows, ...) as JSON"),
         Column("quick", "bool", "`--quick`: short windows, results flagged `window_too_short`"),
         Column("host", "string", "Host name"),
+        Column("cluster_run_id", "string",
+               "`--engine ray`: the id shared by the runs (one per device or node) of one cluster command; "
+               "null for a local run"),
+        Column("ray_node_id", "string", "`--engine ray`: the Ray node the run's actor ran on"),
+        Column("ray_node_ip", "string", "`--engine ray`: that node's IP address"),
         Column("os", "string", "Operating system and kernel release"),
         Column("python_version", "string", "Python version"),
         Column("wattlas_version", "string", "wattlas version (package metadata)"),
