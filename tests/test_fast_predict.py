@@ -178,7 +178,10 @@ def test_batch_predict_imports_no_scikit_learn_and_writes_its_numbers(tmp_path: 
     rc, _, err, modules = _run_cli(["--quiet", "predict", "llm-energy", "--input", str(src), "-o", str(dst)])
     assert rc in (0, None), err
     assert not _imported(modules), f"wattlas predict --input imported {_imported(modules)}"
-    assert pl.read_parquet(dst).equals(load("llm-energy").predict_frame(frame))
+    # The CLI applies the shared guards (memory fit, power-cap curve) to either evaluator.
+    from wattlas.predictors.guards import predict_checked
+
+    assert pl.read_parquet(dst).equals(predict_checked(load("llm-energy"), frame)[0])
 
 
 # ------------------------------------------------------------------ the same checks before reading

@@ -488,6 +488,12 @@ class Transaction:
         """
         schema = get_table(table)
         _check_name(key, "input key", allow_dots=True)
+        if isinstance(data, str | os.PathLike) and _lacks_only_later_columns(Path(data), schema):
+            import pyarrow.parquet as pq
+
+            # A file written before nullable columns were declared (a committed measurement set):
+            # the columns are added as nulls through the Arrow path below.
+            data = pq.read_table(data)
         if isinstance(data, str | os.PathLike):
             path = Path(data)
             rows = _check_parquet(path, schema)
@@ -712,6 +718,20 @@ def _logical(t: pa.DataType) -> str:
     if pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return str(pa.string())
     return str(t)
+
+
+def _lacks_only_later_columns(path: Path, schema) -> bool:
+    """Whether ``path`` has exactly the declared columns but some nullable ones (added since)."""
+    import pyarrow.parquet as pq
+
+    try:
+        got = {f.name: _logical(f.type) for f in pq.read_schema(path)}
+    except (OSError, ValueError):
+        return False  # _check_parquet says what is wrong with it
+    want = schema.arrow_schema()
+    missing = [f for f in want if f.name not in got]
+    same = all(_logical(f.type) == got[f.name] for f in want if f.name in got)
+    return bool(missing) and same and set(got) <= set(want.names) and all(f.nullable for f in missing)
 
 
 def _check_parquet(path: Path, schema) -> int:

@@ -254,6 +254,23 @@ class _RowGroupReader:
             yield self._group(i).slice(lo - s, hi - lo)
 
 
+def _with_later_columns(part, schema, rel: str):
+    """``part`` with the nullable columns declared since its release was built, as nulls.
+
+    A release is immutable; the schema grows (e.g. ``bench_runs.cluster_run_id``). A required
+    column that is missing is an error, not a null.
+    """
+    import pyarrow as pa
+
+    for col in schema:
+        if col.name in part.column_names:
+            continue
+        if not col.nullable:
+            raise ReleaseError(f"{rel}: has no column {col.name!r}, which the table requires")
+        part = part.append_column(col, pa.nulls(part.num_rows, col.type))
+    return part
+
+
 def _copy_rows(
     reader: _RowGroupReader, first: int, seg: Segment, out: Path, f: _TableFile, marker: str
 ) -> None:
@@ -271,7 +288,7 @@ def _copy_rows(
                     f"{seg.source!r}, but row {row + bad} has source {src[bad].as_py()!r}; the release is "
                     "inconsistent"
                 )
-            writer.write(part.select(schema.names).cast(schema))
+            writer.write(_with_later_columns(part, schema, f.rel).select(schema.names).cast(schema))
             row += part.num_rows
         # Provenance in the file itself: committed with the rows, removed with them.
         writer.add_metadata({LOADED_FROM_KEY: marker})

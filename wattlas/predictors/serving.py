@@ -42,8 +42,8 @@ Examples
 >>> import polars as pl
 >>> f = physics_frame(pl.DataFrame({"gpu": ["H100"], "num_gpus": [1], "total_params_b": [8.0],
 ...     "activated_params_b": [8.0], "precision": ["bf16"], "batch_size": [1.0], "output_tokens": [2.0]}))
->>> round(float(f["itl_phys_s"][0]) * 1e3, 3)   # 16 GB of weights at 3.35 TB/s
-4.776
+>>> round(float(f["itl_phys_s"][0]) * 1e3, 3)   # 16 GB of weights at 3.35 TB/s (4.776 ms) + compute
+4.792
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ the predictor's training envelope (an unseen GPU).
 
 Examples
 --------
->>> solve_batch(2.0, lambda b: 1.0 + 0.0 * b, 256)   # 2 req/s x 1 s latency
+>>> batch, capped = solve_batch(2.0, lambda b: 1.0 + 0.0 * b, 256)   # 2 req/s x 1 s latency
+>>> round(batch, 9), capped
 (2.0, False)
 """
 
