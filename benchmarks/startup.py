@@ -26,9 +26,9 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+from _measure import run_child_usage  # benchmarks/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parent.parent
 HELP_TARGET_S = 0.3
@@ -55,21 +55,9 @@ def with_tree(tree: Path) -> None:
 
 
 def run_child(cmd: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one run of ``cmd``.
-
-    CPU seconds are the figure to compare on a loaded machine: waiting for a core adds wall
-    time, not CPU time.
-    """
-    with tempfile.TemporaryFile("w+") as err_file:  # a file: a chatty child cannot block on a full pipe
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall_s = time.perf_counter() - started
-        err_file.seek(0)
-        err = err_file.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{cmd} failed:\n{err}")
-    return wall_s, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one run of ``cmd``."""
+    wall_s, cpu_s, rss_mib, _ = run_child_usage(cmd)
+    return wall_s, cpu_s, rss_mib
 
 
 def median_run(cmd: list[str], repeat: int) -> tuple[float, float, float]:
