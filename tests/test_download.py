@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,25 +15,6 @@ from wattlas.ingest.registry import Source, SourceFile
 from wattlas.store import Store
 
 from .llm_fixtures import AZURE_2023_CODE, write
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep test output clean
-        pass
-
-
-@pytest.fixture
-def http_root(tmp_path):
-    """Serve tmp_path/www on 127.0.0.1; yields (root dir, base URL)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(_Quiet, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def _source(url: str, sha256: str | None) -> Source:

@@ -9,13 +9,10 @@ are made up but keep the published relations (energy per token = power / through
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
-import http.server
 import json
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -33,23 +30,6 @@ LLAMA = "models/meta-llama__Llama-3.1-8B-Instruct__lm-arena-chat.json"
 QWEN = "models/Qwen__Qwen3-30B-A3B-Instruct-2507__lm-arena-chat.json"
 FLUX = "models/black-forest-labs__FLUX.1-dev__text-to-image.json"
 FILES = ("index.json", LLAMA, QWEN, FLUX)
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep test output clean
-        pass
-
-
-@pytest.fixture
-def server(tmp_path):
-    """Serve tmp_path/www on 127.0.0.1; yields (root dir, base URL)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
 
 
 def _copy_fixtures(dest: Path, *, flat: bool = False) -> Path:
@@ -78,8 +58,8 @@ def _rows(store: Path) -> list[dict]:
     return Store(store).sql("select * from serving_energy order by model_id, configuration").to_dicts()
 
 
-def test_ingest_downloads_from_a_local_server(server, tmp_path, monkeypatch, capsys):
-    root, base = server
+def test_ingest_downloads_from_a_local_server(http_root, tmp_path, monkeypatch, capsys):
+    root, base = http_root
     _copy_fixtures(root / "pinned")
     _point_registry_at(monkeypatch, f"{base}/pinned")
     store = tmp_path / "store"
@@ -114,10 +94,10 @@ def test_ingest_downloads_from_a_local_server(server, tmp_path, monkeypatch, cap
     assert (rows[3]["ulysses_degree"], rows[3]["ring_degree"], rows[3]["batch_size"]) == (2, 1, 4)
 
 
-def test_checksum_mismatch_is_refused(server, tmp_path, monkeypatch, capsys):
+def test_checksum_mismatch_is_refused(http_root, tmp_path, monkeypatch, capsys):
     # The fixtures served under the official names, index.json padded with JSON whitespace to the
     # pinned size (a shorter file is cut off before its hash is checked): the pinned hash refuses it.
-    root, base = server
+    root, base = http_root
     served = _copy_fixtures(root / "mlenergy-v3") / "index.json"
     pinned = registry.get_source("mlenergy-v3").file("index.json")
     served.write_bytes(served.read_bytes().ljust(pinned.size_bytes, b" "))
