@@ -22,13 +22,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +35,9 @@ from pathlib import Path
 from _measure import run_child  # benchmarks/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the loopback cluster is the tests' own
+from tests._ray_local import cluster_env, free_port, node_processes, start_command  # noqa: E402
+
 HEADER_FROM = ROOT / "tests" / "fixtures" / "hpc" / "409499185-r8939293-n208531.csv"
 
 
@@ -53,66 +53,26 @@ def generate(root: Path, files: int, rows: int, per_folder: int) -> int:
     return len(data) * files
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _client_port() -> list[str]:
-    """A free Ray Client port where Ray Client is installed (it would take 10001); plain `ray`
-    starts no client server and refuses the option."""
-    return ["--ray-client-server-port", str(_free_port())] if importlib.util.find_spec("grpc") else []
-
-
 class LoopbackCluster:
     """``ray start`` nodes on 127.0.0.1 with their own temp dirs; stopped by killing their processes."""
 
     def __init__(self, cpus_per_node: list[int]):
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "token",
-                    "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}
-        self.env.pop("RAY_ADDRESS", None)
-        self.address = f"127.0.0.1:{_free_port()}"
+        self.env = cluster_env(PYTHONPATH=str(ROOT))
+        port = free_port()
+        self.address = f"127.0.0.1:{port}"
         self.dirs: list[Path] = []
         for i, cpus in enumerate(cpus_per_node):
             d = Path(tempfile.mkdtemp(prefix="wrb", dir="/tmp"))  # short: unix socket paths
             self.dirs.append(d)
-            where = (["--head", "--port", self.address.split(":")[1], "--include-dashboard=false",
-                      "--dashboard-port", str(_free_port()), *_client_port()]
-                     if i == 0 else ["--address", self.address])
-            cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", *where, "--num-cpus", str(cpus),
-                   "--node-ip-address", "127.0.0.1", "--temp-dir", str(d), "--disable-usage-stats",
-                   "--dashboard-agent-listen-port", str(_free_port()), "--metrics-export-port", str(_free_port()),
-                   "--runtime-env-agent-port", str(_free_port())]
+            cmd = start_command(d, port, head=i == 0, cpus=cpus)
             done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=300)
             if done.returncode != 0:
                 self.stop()
                 raise SystemExit(f"ray start failed: {done.stderr[-2000:]}")
 
-    def _pids(self) -> set[int]:
-        parents: dict[int, int] = {}
-        roots: set[int] = set()
-        markers = [str(d).encode() for d in self.dirs]
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                cmdline = (entry / "cmdline").read_bytes()
-            except (OSError, IndexError):
-                continue
-            if any(m in cmdline for m in markers):
-                roots.add(int(entry.name))
-        found, grew = set(roots), True
-        while grew:
-            new = {p for p, pp in parents.items() if pp in found} - found
-            found |= new
-            grew = bool(new)
-        return found
-
     def stop(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in self._pids():
+            for pid in node_processes(self.dirs):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
             time.sleep(2)

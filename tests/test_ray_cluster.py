@@ -12,10 +12,8 @@ moto) is missing or the cluster cannot start.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -31,7 +29,8 @@ import pytest
 
 from wattlas.store import Store
 
-from ._ingest_helpers import live_processes, snapshot, supercloud_gpu_dir
+from ._ingest_helpers import snapshot, supercloud_gpu_dir
+from ._ray_local import cluster_env, free_port, node_processes, start_command
 from .llm_fixtures import AZURE_2023_CODE
 
 ray = pytest.importorskip("ray")
@@ -52,23 +51,11 @@ CLI_SMALL_BATCHES = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _client_port() -> list[str]:
-    """A free Ray Client port where Ray Client is installed (it would take 10001); plain `ray`
-    starts no client server and refuses the option."""
-    return ["--ray-client-server-port", str(_free_port())] if importlib.util.find_spec("grpc") else []
-
-
 # ------------------------------------------------------------------ the S3 server
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     server_mod = pytest.importorskip("moto.server")
-    port = _free_port()
+    port = free_port()
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
@@ -96,24 +83,6 @@ def _upload(endpoint: str, prefix: str, root: Path) -> str:
 
 
 # ------------------------------------------------------------------ the cluster
-def _descendants(roots: set[int]) -> set[int]:
-    """``roots`` and every live process below them (Ray workers are children of their raylet)."""
-    parents = {}
-    for pid in live_processes(lambda _, fields: True):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            parents[pid] = int(fields[1])
-        except (OSError, IndexError):
-            continue
-    found = set(roots) & set(parents)
-    grew = True
-    while grew:
-        new = {p for p, pp in parents.items() if pp in found} - found
-        found |= new
-        grew = bool(new)
-    return found
-
-
 class Node:
     """One ``ray start`` node: its temp dir and the processes it runs (found by that dir)."""
 
@@ -121,9 +90,7 @@ class Node:
         self.temp_dir = temp_dir
 
     def pids(self) -> set[int]:
-        marker = str(self.temp_dir).encode()
-        roots = set(live_processes(lambda d, _: marker in (d / "cmdline").read_bytes()))
-        return _descendants(roots)
+        return node_processes([self.temp_dir])
 
     def running(self, title: str) -> bool:
         """Does one of the node's processes carry ``title`` (a worker running that task)?"""
@@ -142,24 +109,14 @@ class Node:
 class Cluster:
     def __init__(self, env: dict[str, str]):
         self.env = env
-        self.port = _free_port()
+        self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.nodes: list[Node] = []
 
     def start_node(self, head: bool = False) -> Node:
-        # Unix socket paths must stay under 108 bytes: a short temp dir, not pytest's.
-        node = Node(Path(tempfile.mkdtemp(prefix="wr", dir="/tmp")))
+        node = Node(Path(tempfile.mkdtemp(prefix="wr", dir="/tmp")))  # short: unix socket paths
         self.nodes.append(node)
-        ports = ["--dashboard-agent-listen-port", str(_free_port()), "--metrics-export-port", str(_free_port()),
-                 "--runtime-env-agent-port", str(_free_port())]
-        if head:
-            where = ["--head", "--port", str(self.port), "--include-dashboard=false", "--dashboard-port",
-                     str(_free_port()), *_client_port()]
-        else:
-            where = ["--address", self.address]
-        cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", *where, "--num-cpus", "1",
-               "--node-ip-address", "127.0.0.1", "--temp-dir", str(node.temp_dir), "--disable-usage-stats",
-               *ports]
+        cmd = start_command(node.temp_dir, self.port, head=head, cpus=1)
         done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=180)
         if done.returncode != 0:
             raise RuntimeError(f"ray start failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
@@ -182,13 +139,9 @@ class Cluster:
 def cluster(s3_endpoint: str) -> Iterator[Cluster]:
     if not sys.platform.startswith("linux"):
         pytest.skip("the fixture finds the nodes' processes in /proc")
-    env = {**os.environ, **_s3_env(s3_endpoint),
-           # Workers import this tree's wattlas, as an installed wattlas on a real node.
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-           # This cluster's own token: other Ray users on the machine cannot join, nor we theirs.
-           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_ADDRESS", None)
+    # Workers import this tree's wattlas, as an installed wattlas on a real node.
+    env = cluster_env(**_s3_env(s3_endpoint),
+                      PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     c = Cluster(env)
     try:
         c.start_node(head=True)
