@@ -488,15 +488,18 @@ class Transaction:
         """
         schema = get_table(table)
         _check_name(key, "input key", allow_dots=True)
-        if isinstance(data, str | os.PathLike) and _lacks_only_later_columns(Path(data), schema):
-            import pyarrow.parquet as pq
-
-            # A file written before nullable columns were declared (a committed measurement set):
-            # the columns are added as nulls through the Arrow path below.
-            data = pq.read_table(data)
         if isinstance(data, str | os.PathLike):
             path = Path(data)
-            rows = _check_parquet(path, schema)
+            try:
+                rows = _check_parquet(path, schema)
+            except StoreError:
+                if not _lacks_only_later_columns(path, schema):
+                    raise
+                import pyarrow.parquet as pq
+
+                # A file written before nullable columns were declared (a committed measurement
+                # set): the columns are added as nulls through the Arrow path.
+                return self.put(table, key, pq.read_table(path), scope=scope)
             if not path.resolve().is_relative_to(self.store.root.resolve()):
                 copy = self.new_path(table)
                 shutil.copyfile(path, copy)
